@@ -1,0 +1,41 @@
+"""Read side for market groups."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.groups import repository
+from app.groups.schemas import RosterMember, RosterOut
+from app.groups.trade_dates import check_trade_date
+from app.problems import Problem
+
+
+async def roster(
+    session: AsyncSession,
+    settings: Settings,
+    group_id: uuid.UUID,
+    trade_date: date | None,
+    cursor: uuid.UUID | None,
+    limit: int,
+) -> RosterOut:
+    if not await repository.group_exists(session, group_id):
+        raise Problem(404, "no market group with this id")
+    # Without a date, "today" is taken in UTC's calendar; pass trade_date to be exact.
+    day = trade_date or datetime.now(UTC).date()
+    try:
+        check_trade_date(day)
+    except ValueError as exc:
+        raise Problem(422, str(exc)) from None
+    rows = await repository.roster(
+        session, group_id, day, settings.market_timezones, after=cursor, limit=limit
+    )
+    return RosterOut(
+        market_group_id=group_id,
+        trade_date=day,
+        items=[RosterMember(meter_id=m, partner_reference=r) for m, r in rows],
+        next_cursor=str(rows[-1][0]) if len(rows) == limit else None,
+    )

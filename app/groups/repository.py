@@ -1,0 +1,164 @@
+"""SQL for market groups and membership windows (bulk statements, not row-by-row ORM)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import date, datetime
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.groups.trade_dates import MembershipWindow
+
+WEBHOOK = "webhook"
+ENROLLMENT = "enrollment"
+
+_UPSERT_GROUP = text(
+    """
+    INSERT INTO market_groups (market_group_id, name) VALUES (:group_id, :name)
+    ON CONFLICT (market_group_id) DO UPDATE SET name = EXCLUDED.name, updated_at = now()
+    """
+)
+
+# Replace, not merge: members missing from the new list leave this window...
+_DROP_MISSING = text(
+    """
+    DELETE FROM group_memberships
+    WHERE market_group_id = :group_id AND window_start = :start AND window_end = :end
+      AND source = :source AND NOT (meter_id = ANY(:meter_ids))
+    """
+).bindparams(bindparam("meter_ids", type_=ARRAY(UUID(as_uuid=True))))
+
+# ...and new ones join it; members already there keep their row (and their seq).
+_ADD_NEW = text(
+    """
+    INSERT INTO group_memberships (market_group_id, window_start, window_end, source, meter_id)
+    SELECT :group_id, :start, :end, :source, ids.meter_id
+    FROM unnest(CAST(:meter_ids AS uuid[])) AS ids(meter_id)
+    ON CONFLICT DO NOTHING
+    """
+).bindparams(bindparam("meter_ids", type_=ARRAY(UUID(as_uuid=True))))
+
+
+async def upsert_group(session: AsyncSession, group_id: uuid.UUID, name: str | None) -> None:
+    await session.execute(_UPSERT_GROUP, {"group_id": group_id, "name": name})
+
+
+async def replace_window_members(
+    session: AsyncSession,
+    group_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    meter_ids: list[uuid.UUID],
+    source: str = WEBHOOK,
+) -> None:
+    params = {
+        "group_id": group_id,
+        "start": start,
+        "end": end,
+        "source": source,
+        "meter_ids": meter_ids,
+    }
+    await session.execute(_DROP_MISSING, params)
+    await session.execute(_ADD_NEW, params)
+
+
+# The roster of a group on one trade date. A member's trade date starts at local midnight
+# in its own region's zone (meters not yet known use the zone of a known member). Among
+# the windows covering that instant for the same meter, the latest start wins (then the
+# later write), so a meter leaving May's group for June's is only in June's on June 1.
+_ROSTER = text(
+    """
+    WITH zones AS (
+        SELECT * FROM unnest(CAST(:regions AS text[]), CAST(:zones AS text[])) AS z(region, zone)
+    ), fallback AS (
+        SELECT COALESCE((
+            SELECT z.zone FROM group_memberships gm
+            JOIN meters m ON m.meter_id = gm.meter_id
+            JOIN zones z ON z.region = m.transmission_region
+            WHERE gm.market_group_id = :group_id LIMIT 1
+        ), 'UTC') AS zone
+    ), candidates AS (
+        SELECT gm.meter_id, gm.window_start, gm.window_end, gm.seq, m.partner_reference,
+               CAST(:day AS date)::timestamp
+                 AT TIME ZONE COALESCE(z.zone, (SELECT zone FROM fallback)) AS day_start
+        FROM group_memberships gm
+        LEFT JOIN meters m ON m.meter_id = gm.meter_id
+        LEFT JOIN zones z ON z.region = m.transmission_region
+        WHERE gm.market_group_id = :group_id
+          AND gm.meter_id > :after
+          AND m.is_archived IS NOT TRUE
+    )
+    SELECT c.meter_id, c.partner_reference
+    FROM candidates c
+    WHERE c.window_start <= c.day_start AND c.day_start <= c.window_end
+      AND NOT EXISTS (
+        SELECT 1 FROM group_memberships o
+        WHERE o.meter_id = c.meter_id
+          AND o.window_start <= c.day_start AND c.day_start <= o.window_end
+          AND (o.window_start, o.seq) > (c.window_start, c.seq)
+      )
+    ORDER BY c.meter_id
+    LIMIT :limit
+    """
+)
+
+_WINDOWS = text(
+    """
+    SELECT gm.meter_id, gm.market_group_id, gm.window_start, gm.window_end, gm.seq, g.name
+    FROM group_memberships gm
+    LEFT JOIN market_groups g ON g.market_group_id = gm.market_group_id
+    WHERE gm.meter_id = ANY(:meter_ids)
+    """
+).bindparams(bindparam("meter_ids", type_=ARRAY(UUID(as_uuid=True))))
+
+_NIL = uuid.UUID(int=0)
+
+
+async def roster(
+    session: AsyncSession,
+    group_id: uuid.UUID,
+    day: date,
+    zones: Mapping[str, str],
+    *,
+    after: uuid.UUID | None,
+    limit: int,
+) -> list[tuple[uuid.UUID, str | None]]:
+    result = await session.execute(
+        _ROSTER,
+        {
+            "group_id": group_id,
+            "day": day,
+            "regions": list(zones),
+            "zones": list(zones.values()),
+            "after": after or _NIL,
+            "limit": limit,
+        },
+    )
+    return [(row.meter_id, row.partner_reference) for row in result]
+
+
+async def group_exists(session: AsyncSession, group_id: uuid.UUID) -> bool:
+    found = await session.scalar(
+        text("SELECT 1 FROM market_groups WHERE market_group_id = :id"), {"id": group_id}
+    )
+    return found is not None
+
+
+async def windows_for(
+    session: AsyncSession, meter_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[MembershipWindow]]:
+    found: dict[uuid.UUID, list[MembershipWindow]] = {m: [] for m in meter_ids}
+    for row in await session.execute(_WINDOWS, {"meter_ids": meter_ids}):
+        found[row.meter_id].append(
+            MembershipWindow(
+                market_group_id=row.market_group_id,
+                start=row.window_start,
+                end=row.window_end,
+                seq=row.seq,
+                market_group_name=row.name,
+            )
+        )
+    return found

@@ -1,0 +1,66 @@
+"""The FastAPI application: routers, error handling and the database lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import problems
+from app.config import Settings
+from app.db import create_engine, session_factory
+from app.groups.endpoints import router as groups_router
+from app.health import router as health_router
+from app.meters.endpoints import router as meters_router
+from app.partners.endpoints import router as partners_router
+from app.webhooks.endpoints import router as webhooks_router
+
+DESCRIPTION = """
+meter-sync keeps this partner's Leap meter inventory in PostgreSQL: which Leap meter
+belongs to which asset (`partner_reference`), where each meter's enrollment stands, and
+which market group each meter is in on each trade date.
+
+Use **Authorize** with an API key from `API_KEYS` (scope `read`, or `ops` for the event log).
+"""
+
+TAGS = [
+    {"name": "meters", "description": "Meters, their enrollment and participation."},
+    {"name": "groups", "description": "Market-group rosters per trade date."},
+    {"name": "partners", "description": "Partner records by partner_reference."},
+    {"name": "ops", "description": "Event log and operations (scope `ops`)."},
+    {"name": "webhooks", "description": "Leap's webhook deliveries."},
+    {"name": "health", "description": "Probes."},
+]
+
+
+def create_app(settings: Settings) -> FastAPI:
+    if settings.database_url is None:
+        raise ValueError("create_app needs a database URL (the CLI starts the embedded one)")
+    database_url = settings.database_url
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(database_url)
+        app.state.engine = engine
+        app.state.sessions = session_factory(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="meter-sync",
+        version="0.1.0",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.webhook_secrets = [
+        secret.get_secret_value().encode("utf-8") for secret in settings.leap_webhook_secrets
+    ]
+    problems.install(app)
+    for router in (webhooks_router, meters_router, partners_router, groups_router, health_router):
+        app.include_router(router)
+    return app

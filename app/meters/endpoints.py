@@ -1,0 +1,64 @@
+"""Meter lookups for internal services."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.auth import ReadScope
+from app.db import SessionDep
+from app.deps import SettingsDep
+from app.meters import queries
+from app.meters.schemas import EnrollmentView, MeterOut, ParticipationOut
+from app.problems import problem_responses
+
+router = APIRouter(prefix="/v1/meters", tags=["meters"])
+ERRORS = problem_responses(401, 403, 404, 422)
+
+
+@router.get(
+    "/{meter_id}",
+    summary="One meter",
+    description="Grid, utility, location, enrollment summary, today's group and timestamps.",
+    response_model=MeterOut,
+    responses=ERRORS,
+)
+async def get_meter(
+    meter_id: uuid.UUID, session: SessionDep, settings: SettingsDep, _: ReadScope
+) -> MeterOut:
+    return await queries.get_meter(session, settings, meter_id)
+
+
+@router.get(
+    "/{meter_id}/enrollment",
+    summary="A meter's enrollment view",
+    description="Status, active and eligible spans, open reasons, programs and preferences.",
+    response_model=EnrollmentView,
+    responses=ERRORS,
+)
+async def get_enrollment(meter_id: uuid.UUID, session: SessionDep, _: ReadScope) -> EnrollmentView:
+    return await queries.get_enrollment(session, meter_id)
+
+
+@router.get(
+    "/{meter_id}/participation",
+    summary="A meter's market group per trade date",
+    description=(
+        "One row per trade date from `from` to `to` (inclusive, `YYYY-MM-DD`, in the meter's "
+        "market time zone); by default the current trade date and the next two."
+    ),
+    response_model=ParticipationOut,
+    responses=ERRORS,
+)
+async def get_participation(
+    meter_id: uuid.UUID,
+    session: SessionDep,
+    settings: SettingsDep,
+    _: ReadScope,
+    first: Annotated[date | None, Query(alias="from")] = None,
+    last: Annotated[date | None, Query(alias="to")] = None,
+) -> ParticipationOut:
+    return await queries.get_participation(session, settings, meter_id, first, last)

@@ -1,0 +1,229 @@
+"""SQLAlchemy models: the whole schema in one place, so Alembic and readers see it at once.
+
+Relationships are `lazy="raise"`: every query says what it loads.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from app.db import metadata
+
+TZ = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+
+
+def _now() -> Any:
+    return mapped_column(TZ, nullable=False, server_default=func.now())
+
+
+class Partner(Base):
+    """One record per partner_reference: the join key to the partner's own assets."""
+
+    __tablename__ = "partners"
+
+    partner_reference: Mapped[str] = mapped_column(Text, primary_key=True)
+    connect_session_status: Mapped[str | None] = mapped_column(Text)
+    connect_session_updated_at: Mapped[datetime | None] = mapped_column(TZ)
+    authorization_status: Mapped[str | None] = mapped_column(Text)
+    authorization_utility: Mapped[str | None] = mapped_column(Text)
+    authorization_updated_at: Mapped[datetime | None] = mapped_column(TZ)
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+    meters: Mapped[list[Meter]] = relationship(back_populates="partner", lazy="raise")
+
+
+class PartnerEvent(Base):
+    """History of a partner record: connect sessions, authorizations, meters moving in/out."""
+
+    __tablename__ = "partner_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    partner_reference: Mapped[str] = mapped_column(
+        Text, ForeignKey("partners.partner_reference"), nullable=False
+    )
+    # connect_session | authorization | meter_linked | meter_unlinked
+    kind: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str | None] = mapped_column(Text)
+    utility_name: Mapped[str | None] = mapped_column(Text)
+    meter_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
+    webhook_event_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
+    occurred_at: Mapped[datetime] = _now()
+
+    __table_args__ = (Index("ix_partner_events_reference_id", "partner_reference", "id"),)
+
+
+class Meter(Base):
+    __tablename__ = "meters"
+
+    meter_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    partner_reference: Mapped[str | None] = mapped_column(
+        Text, ForeignKey("partners.partner_reference"), index=True
+    )
+    transmission_region: Mapped[str | None] = mapped_column(Text)
+    meter_type: Mapped[str | None] = mapped_column(Text)
+    enrollment_status: Mapped[str | None] = mapped_column(Text)
+    # [{"participation_preference", "start_time", "end_time"}], one per start_time
+    participation_preferences: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    )
+    # Leap's PartnerRequiredActions object as last received, e.g. {"partner": [...]}
+    required_actions: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    # Filled from Leap's API records (the Leap loop); columns for filtering.
+    utility_name: Mapped[str | None] = mapped_column(Text)
+    load_zone: Mapped[str | None] = mapped_column(Text)
+    leap_meter: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    leap_enrollment: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Leap's audit.updated_at of the newest fetched record: older records never overwrite.
+    leap_updated_at: Mapped[datetime | None] = mapped_column(TZ)
+    is_archived: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, server_default=text("false")
+    )
+    archived_at: Mapped[datetime | None] = mapped_column(TZ)
+    first_seen_at: Mapped[datetime] = _now()
+    last_seen_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+    partner: Mapped[Partner | None] = relationship(back_populates="meters", lazy="raise")
+
+    __table_args__ = (
+        Index("ix_meters_updated_at_meter_id", "updated_at", "meter_id"),
+        Index("ix_meters_region_status", "transmission_region", "enrollment_status"),
+    )
+
+
+class MarketGroup(Base):
+    __tablename__ = "market_groups"
+
+    market_group_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+
+class GroupMembership(Base):
+    """A meter's membership of a market group over an inclusive window.
+
+    source "webhook" rows come from group.updated (replaced per group and window);
+    source "enrollment" rows come from Leap's program_enrollment (replaced per meter).
+    seq breaks ties between windows with the same start: the later write wins.
+    No foreign key to meters: a roster may name a meter before its meter.created arrives.
+    """
+
+    __tablename__ = "group_memberships"
+
+    market_group_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(TZ, primary_key=True)
+    window_end: Mapped[datetime] = mapped_column(TZ, primary_key=True)
+    source: Mapped[str] = mapped_column(Text, primary_key=True)
+    meter_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    seq: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, server_default=text("nextval('group_membership_seq')")
+    )
+
+    __table_args__ = (
+        Index("ix_group_memberships_meter_start", "meter_id", "window_start"),
+    )
+
+
+class WebhookEvent(Base):
+    """The inbox: every delivery Leap made that we stored, keyed by Leap's event id."""
+
+    __tablename__ = "webhook_events"
+
+    webhook_event_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), nullable=False, unique=True)
+    event_type: Mapped[str] = mapped_column(Text, nullable=False)
+    # received | applied | failed | ignored | dead
+    status: Mapped[str] = mapped_column(Text, nullable=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
+    meter_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
+    partner_reference: Mapped[str | None] = mapped_column(Text)
+    # Raw bytes as delivered (pruned after retention; the id row stays for dedupe).
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    body_sha256: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    body_size: Mapped[int] = mapped_column(Integer, nullable=False)
+    duplicate_deliveries: Mapped[int] = mapped_column(
+        Integer, nullable=False, server_default=text("0")
+    )
+    # Redeliveries of this id with a different body: flagged, the first body is kept.
+    conflicting_deliveries: Mapped[int] = mapped_column(
+        Integer, nullable=False, server_default=text("0")
+    )
+    received_at: Mapped[datetime] = _now()
+    applied_at: Mapped[datetime | None] = mapped_column(TZ)
+    updated_at: Mapped[datetime] = _now()
+    next_attempt_at: Mapped[datetime | None] = mapped_column(TZ)
+
+    __table_args__ = (
+        Index("ix_webhook_events_status_seq", "status", "seq"),
+        Index("ix_webhook_events_type_seq", "event_type", "seq"),
+        Index("ix_webhook_events_meter_id", "meter_id"),
+        Index(
+            "ix_webhook_events_retry",
+            "next_attempt_at",
+            postgresql_where=text("status = 'failed'"),
+        ),
+    )
+
+
+class Job(Base):
+    """Durable work for the worker, claimed with FOR UPDATE SKIP LOCKED.
+
+    At most one queued job per (kind, meter_id): enqueueing again coalesces.
+    """
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    kind: Mapped[str] = mapped_column(Text, nullable=False)
+    meter_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
+    payload: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    # queued | running | done | dead
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'queued'"))
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    run_after: Mapped[datetime] = _now()
+    locked_by: Mapped[str | None] = mapped_column(Text)
+    locked_at: Mapped[datetime | None] = mapped_column(TZ)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        Index(
+            "uq_jobs_queued_kind_meter",
+            "kind",
+            "meter_id",
+            unique=True,
+            postgresql_where=text("status = 'queued'"),
+            postgresql_nulls_not_distinct=True,
+        ),
+        Index("ix_jobs_claim", "run_after", "id", postgresql_where=text("status = 'queued'")),
+    )

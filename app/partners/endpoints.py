@@ -1,0 +1,35 @@
+"""Partner records, keyed by the partner's own asset reference."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from app.auth import ReadScope
+from app.db import SessionDep
+from app.deps import SettingsDep
+from app.partners import queries
+from app.partners.schemas import PartnerOut
+from app.problems import problem_responses
+
+# Leap's reference pattern, minus control characters PostgreSQL text cannot hold.
+STORABLE_REFERENCE = r"^[^/\\?\]\[{}!#$%^&*()<>|\x00-\x1f]{3,256}$"
+
+router = APIRouter(prefix="/v1/partner-references", tags=["partners"])
+
+
+@router.get(
+    "/{partner_reference}",
+    summary="A partner record",
+    description="Connect-session and authorization history, and the meters attached.",
+    response_model=PartnerOut,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_partner(
+    partner_reference: Annotated[str, Path(min_length=1, max_length=256, pattern=STORABLE_REFERENCE)],
+    session: SessionDep,
+    settings: SettingsDep,
+    _: ReadScope,
+) -> PartnerOut:
+    return await queries.get_partner(session, settings, partner_reference)

@@ -1,0 +1,86 @@
+"""SQL for partner records: one row per partner_reference, plus its history."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Meter, Partner, PartnerEvent
+from app.webhooks.schemas import utc_now
+
+
+async def ensure(session: AsyncSession, partner_reference: str) -> None:
+    await session.execute(
+        pg_insert(Partner).values(partner_reference=partner_reference).on_conflict_do_nothing()
+    )
+
+
+async def add_history(
+    session: AsyncSession,
+    partner_reference: str,
+    kind: str,
+    *,
+    status: str | None = None,
+    utility_name: str | None = None,
+    meter_id: uuid.UUID | None = None,
+    webhook_event_id: uuid.UUID | None = None,
+) -> None:
+    await session.execute(
+        insert(PartnerEvent).values(
+            partner_reference=partner_reference,
+            kind=kind,
+            status=status,
+            utility_name=utility_name,
+            meter_id=meter_id,
+            webhook_event_id=webhook_event_id,
+        )
+    )
+
+
+async def set_connect_session(session: AsyncSession, partner_reference: str, status: str) -> None:
+    now = utc_now()
+    await session.execute(
+        update(Partner)
+        .where(Partner.partner_reference == partner_reference)
+        .values(connect_session_status=status, connect_session_updated_at=now, updated_at=now)
+    )
+
+
+async def set_authorization(
+    session: AsyncSession, partner_reference: str, status: str, utility_name: str
+) -> None:
+    now = utc_now()
+    await session.execute(
+        update(Partner)
+        .where(Partner.partner_reference == partner_reference)
+        .values(
+            authorization_status=status,
+            authorization_utility=utility_name,
+            authorization_updated_at=now,
+            updated_at=now,
+        )
+    )
+
+
+async def get(session: AsyncSession, partner_reference: str) -> Partner | None:
+    return await session.get(Partner, partner_reference)
+
+
+async def history(session: AsyncSession, partner_reference: str) -> Sequence[PartnerEvent]:
+    result = await session.scalars(
+        select(PartnerEvent)
+        .where(PartnerEvent.partner_reference == partner_reference)
+        .order_by(PartnerEvent.id)
+    )
+    return result.all()
+
+
+async def meters(session: AsyncSession, partner_reference: str) -> Sequence[Meter]:
+    result = await session.scalars(
+        select(Meter).where(Meter.partner_reference == partner_reference).order_by(Meter.meter_id)
+    )
+    return result.all()
