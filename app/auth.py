@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -32,7 +33,7 @@ def scope_of(settings: Settings, token: str) -> Scope | None:
     return granted
 
 
-def _require(needed: Scope):  # type: ignore[no-untyped-def]
+def _require(needed: Scope) -> Callable[..., Awaitable[Scope]]:
     async def check(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],

@@ -72,8 +72,8 @@ def _announcement(
             "  Register the receiver with Leap (POST /v1.1/webhooks, or the Partner Portal):",
             "    receiver_url: https://<your-host>/webhooks/leap  (Leap requires HTTPS on "
             "443, 8443 or 8843)",
-            f"    headers: [{{\"name\": \"{settings.leap_webhook_header}\", "
-            f"\"value\": \"<the secret above>\"}}]",
+            f'    headers: [{{"name": "{settings.leap_webhook_header}", '
+            f'"value": "<the secret above>"}}]',
         ]
     if "ops_api_key" in made:
         lines.append(f"  Ops API key (Authorization: Bearer ...): {stored['ops_api_key']}")

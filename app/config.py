@@ -63,7 +63,7 @@ class Settings(BaseSettings):
         if value is None or not value.strip():
             return None
         parts = urlsplit(value.strip())
-        if parts.scheme not in _DB_SCHEMES or not parts.hostname and not parts.query:
+        if parts.scheme not in _DB_SCHEMES or (not parts.hostname and not parts.query):
             raise ValueError("must be a postgresql:// URL with a host")
         # One driver for the whole service: asyncpg (see docs/decisions.md).
         return "postgresql+asyncpg" + value.strip()[len(parts.scheme) :]
@@ -109,7 +109,7 @@ class Settings(BaseSettings):
                 raise ValueError("each entry must be scope:key")
             if scope not in SCOPES:
                 raise ValueError(f"unknown scope {scope!r} (use read or ops)")
-            keys.append(ApiKey(scope=scope, key=SecretStr(key)))  # type: ignore[arg-type]
+            keys.append(ApiKey(scope=scope, key=SecretStr(key)))
         return keys
 
     @field_validator("market_timezones", mode="before")
@@ -132,8 +132,7 @@ class Settings(BaseSettings):
             "LEAP_WEBHOOK_SECRETS": ", ".join(_mask(s) for s in secrets) or "(unset)",
             "LEAP_API_BASE_URL": self.leap_api_base_url,
             "LEAP_API_KEY": _mask(self.leap_api_key) if self.leap_api_key else "(unset)",
-            "API_KEYS": ", ".join(f"{k.scope}:{_mask(k.key)}" for k in self.api_keys)
-            or "(unset)",
+            "API_KEYS": ", ".join(f"{k.scope}:{_mask(k.key)}" for k in self.api_keys) or "(unset)",
             "WEBHOOK_MAX_BODY_BYTES": str(self.webhook_max_body_bytes),
             "SYNC_INTERVAL_SECONDS": str(self.sync_interval_seconds),
             "FULL_SYNC_INTERVAL_SECONDS": str(self.full_sync_interval_seconds),

@@ -100,9 +100,7 @@ class Meter(Base):
     leap_enrollment: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # Leap's audit.updated_at of the newest fetched record: older records never overwrite.
     leap_updated_at: Mapped[datetime | None] = mapped_column(TZ)
-    is_archived: Mapped[bool] = mapped_column(
-        Boolean, nullable=False, server_default=text("false")
-    )
+    is_archived: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     archived_at: Mapped[datetime | None] = mapped_column(TZ)
     first_seen_at: Mapped[datetime] = _now()
     last_seen_at: Mapped[datetime] = _now()
@@ -145,9 +143,7 @@ class GroupMembership(Base):
         BigInteger, nullable=False, server_default=text("nextval('group_membership_seq')")
     )
 
-    __table_args__ = (
-        Index("ix_group_memberships_meter_start", "meter_id", "window_start"),
-    )
+    __table_args__ = (Index("ix_group_memberships_meter_start", "meter_id", "window_start"),)
 
 
 class WebhookEvent(Base):

@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import psycopg
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -101,13 +102,13 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture(autouse=True)
-async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
-    uses_db = "database_url" in request.fixturenames
-    engine: AsyncEngine | None = request.getfixturevalue("engine") if uses_db else None
+def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test that uses the database finds it empty."""
+    url = request.getfixturevalue("database_url") if "database_url" in request.fixturenames else None
     yield
-    if engine is not None:
-        async with engine.begin() as conn:
-            await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    if url is not None:
+        with psycopg.connect(url.replace("postgresql+asyncpg", "postgresql"), autocommit=True) as conn:
+            conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")  # type: ignore[arg-type]
 
 
 @pytest.fixture

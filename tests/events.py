@@ -105,7 +105,9 @@ def group_updated(
     }
 
 
-def connect_session(reference: str = "customer-site-123", status: str = "CREATED") -> dict[str, Any]:
+def connect_session(
+    reference: str = "customer-site-123", status: str = "CREATED"
+) -> dict[str, Any]:
     return {
         "webhook_event_type": "connect_session.updated",
         "partner_reference": reference,

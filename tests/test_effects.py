@@ -81,14 +81,23 @@ async def test_global_status_updates_enrollment_view(client: httpx.AsyncClient) 
 
 async def test_participation_windows_merge_by_start(client: httpx.AsyncClient) -> None:
     await send(client, events.participation(preference="IDLE", start="2024-11-01T07:00:00Z"))
-    await send(client, events.participation(preference="PARTICIPATE", start="2024-12-01T08:00:00Z", end=None))
+    await send(
+        client,
+        events.participation(preference="PARTICIPATE", start="2024-12-01T08:00:00Z", end=None),
+    )
     await send(client, events.participation(preference="DISENROLL", start="2024-11-01T07:00:00Z"))
     view = (await client.get(f"/v1/meters/{METER}/enrollment", headers=read_auth())).json()
     assert view["participation_preferences"] == [
-        {"participation_preference": "DISENROLL", "start_time": "2024-11-01T07:00:00Z",
-         "end_time": "2024-12-01T08:00:00Z"},
-        {"participation_preference": "PARTICIPATE", "start_time": "2024-12-01T08:00:00Z",
-         "end_time": None},
+        {
+            "participation_preference": "DISENROLL",
+            "start_time": "2024-11-01T07:00:00Z",
+            "end_time": "2024-12-01T08:00:00Z",
+        },
+        {
+            "participation_preference": "PARTICIPATE",
+            "start_time": "2024-12-01T08:00:00Z",
+            "end_time": None,
+        },
     ]
 
 
@@ -179,7 +188,9 @@ async def test_group_updated_replaces_roster_for_its_window(
     assert sorted(m["meter_id"] for m in roster["items"]) == sorted([b, c])
     assert {m["partner_reference"] for m in roster["items"]} == {f"site-{b[:8]}", f"site-{c[:8]}"}
     # Another window of the same group is left alone.
-    await send(client, events.group_updated([a], start="2024-11-01T07:00:00Z", end="2024-11-30T08:00:00Z"))
+    await send(
+        client, events.group_updated([a], start="2024-11-01T07:00:00Z", end="2024-11-30T08:00:00Z")
+    )
     october = (
         await client.get(f"/v1/groups/{GROUP}/meters?trade_date=2024-10-15", headers=read_auth())
     ).json()
@@ -196,8 +207,14 @@ async def test_roster_and_participation_follow_trade_date_rules(client: httpx.As
     june = "aaaaaaaa-0000-0000-0000-000000000006"
     await send(client, events.meter_created())
     # CAISO: May's window ends at June 1's start (07:00Z), June's starts there.
-    await send(client, events.group_updated([METER], may, "MAY", "2024-05-01T07:00:00Z", "2024-06-01T07:00:00Z"))
-    await send(client, events.group_updated([METER], june, "JUNE", "2024-06-01T07:00:00Z", "2024-06-30T07:00:00Z"))
+    await send(
+        client,
+        events.group_updated([METER], may, "MAY", "2024-05-01T07:00:00Z", "2024-06-01T07:00:00Z"),
+    )
+    await send(
+        client,
+        events.group_updated([METER], june, "JUNE", "2024-06-01T07:00:00Z", "2024-06-30T07:00:00Z"),
+    )
     part = (
         await client.get(
             f"/v1/meters/{METER}/participation?from=2024-05-31&to=2024-07-01", headers=read_auth()
@@ -211,8 +228,12 @@ async def test_roster_and_participation_follow_trade_date_rules(client: httpx.As
     assert by_day["2024-06-01"]["trade_date_start"] == "2024-06-01T07:00:00Z"
     assert by_day["2024-06-30"]["market_group_name"] == "JUNE"  # inclusive end
     assert by_day["2024-07-01"]["market_group_id"] is None
-    june1_may = (await client.get(f"/v1/groups/{may}/meters?trade_date=2024-06-01", headers=read_auth())).json()
-    june1_june = (await client.get(f"/v1/groups/{june}/meters?trade_date=2024-06-01", headers=read_auth())).json()
+    june1_may = (
+        await client.get(f"/v1/groups/{may}/meters?trade_date=2024-06-01", headers=read_auth())
+    ).json()
+    june1_june = (
+        await client.get(f"/v1/groups/{june}/meters?trade_date=2024-06-01", headers=read_auth())
+    ).json()
     assert june1_may["items"] == []
     assert [m["meter_id"] for m in june1_june["items"]] == [METER]
 
@@ -230,7 +251,9 @@ async def test_roster_paginates_with_cursor(client: httpx.AsyncClient) -> None:
     seen: list[str] = []
     cursor = ""
     while True:
-        url = f"/v1/groups/{GROUP}/meters?trade_date=2024-10-15&limit=10" + (f"&cursor={cursor}" if cursor else "")
+        url = f"/v1/groups/{GROUP}/meters?trade_date=2024-10-15&limit=10" + (
+            f"&cursor={cursor}" if cursor else ""
+        )
         page = (await client.get(url, headers=read_auth())).json()
         seen += [m["meter_id"] for m in page["items"]]
         if page["next_cursor"] is None:

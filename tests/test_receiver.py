@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
+from app.main import create_app
 from tests import events
 from tests.conftest import WEBHOOK_SECRET, WEBHOOK_SECRET_2, LiveServer, make_settings
 from tests.helpers import JSON, deliver, ops_auth, scalar
-
-from app.main import create_app
 
 
 async def stored(engine: AsyncEngine) -> int:
@@ -38,16 +38,24 @@ async def test_accepted_event_is_committed_before_the_answer(
 
 @pytest.mark.parametrize(
     "secret",
-    [None, "", "wrong", "test-secret-on", WEBHOOK_SECRET + "x", "\xff\xfe".encode("latin-1"),
-     b"\x80\x81" * 32, "x" * 10_000],
+    [
+        None,
+        "",
+        "wrong",
+        "test-secret-on",
+        WEBHOOK_SECRET + "x",
+        "\xff\xfe".encode("latin-1"),
+        b"\x80\x81" * 32,
+        "x" * 10_000,
+    ],
     ids=["missing", "empty", "wrong", "prefix", "longer", "high-bytes", "non-utf8-bytes", "huge"],
 )
 async def test_bad_secret_is_401_with_one_body_and_nothing_stored(
     client: httpx.AsyncClient, engine: AsyncEngine, secret: str | bytes | None
 ) -> None:
-    headers: dict[str, str | bytes] = dict(JSON)
+    headers = [(b"Content-Type", b"application/json")]
     if secret is not None:
-        headers["X-Webhook-Secret"] = secret
+        headers.append((b"X-Webhook-Secret", secret if isinstance(secret, bytes) else secret.encode()))
     response = await client.post(
         "/webhooks/leap", content=events.body(events.meter_created()), headers=headers
     )
@@ -71,12 +79,20 @@ async def test_two_secrets_both_accepted_then_old_refused_after_removal(
         database_url, leap_webhook_secrets=[SecretStr(WEBHOOK_SECRET), SecretStr(WEBHOOK_SECRET_2)]
     )
     async with LiveServer(create_app(both)) as live, httpx.AsyncClient(base_url=live.url) as c:
-        assert (await deliver(c, events.body(events.meter_created()), WEBHOOK_SECRET)).status_code == 202
-        assert (await deliver(c, events.body(events.meter_created()), WEBHOOK_SECRET_2)).status_code == 202
+        assert (
+            await deliver(c, events.body(events.meter_created()), WEBHOOK_SECRET)
+        ).status_code == 202
+        assert (
+            await deliver(c, events.body(events.meter_created()), WEBHOOK_SECRET_2)
+        ).status_code == 202
     rotated = make_settings(database_url, leap_webhook_secrets=[SecretStr(WEBHOOK_SECRET_2)])
     async with LiveServer(create_app(rotated)) as live, httpx.AsyncClient(base_url=live.url) as c:
-        assert (await deliver(c, events.body(events.meter_created()), WEBHOOK_SECRET)).status_code == 401
-        assert (await deliver(c, events.body(events.meter_created()), WEBHOOK_SECRET_2)).status_code == 202
+        assert (
+            await deliver(c, events.body(events.meter_created()), WEBHOOK_SECRET)
+        ).status_code == 401
+        assert (
+            await deliver(c, events.body(events.meter_created()), WEBHOOK_SECRET_2)
+        ).status_code == 202
     assert await stored(engine) == 3
 
 
@@ -84,7 +100,9 @@ async def test_custom_header_name_is_honoured(database_url: str) -> None:
     custom = make_settings(database_url, leap_webhook_header="X-Leap-Token")
     async with LiveServer(create_app(custom)) as live, httpx.AsyncClient(base_url=live.url) as c:
         content = events.body(events.meter_created())
-        ok = await c.post("/webhooks/leap", content=content, headers={"X-Leap-Token": WEBHOOK_SECRET, **JSON})
+        ok = await c.post(
+            "/webhooks/leap", content=content, headers={"X-Leap-Token": WEBHOOK_SECRET, **JSON}
+        )
         assert ok.status_code == 202
         refused = await deliver(c, events.body(events.meter_created()))
         assert refused.status_code == 401
@@ -96,7 +114,10 @@ def small_limit(database_url: str) -> Settings:
 
 
 async def test_content_length_over_limit_is_413(small_limit: Settings, engine: AsyncEngine) -> None:
-    async with LiveServer(create_app(small_limit)) as live, httpx.AsyncClient(base_url=live.url) as c:
+    async with (
+        LiveServer(create_app(small_limit)) as live,
+        httpx.AsyncClient(base_url=live.url) as c,
+    ):
         payload = events.group_updated([str(uuid.uuid4()) for _ in range(100)])
         response = await deliver(c, events.body(payload))
     assert response.status_code == 413
@@ -108,11 +129,14 @@ async def test_chunked_body_growing_past_limit_is_413(
 ) -> None:
     payload = events.body(events.group_updated([str(uuid.uuid4()) for _ in range(100)]))
 
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         for i in range(0, len(payload), 500):
             yield payload[i : i + 500]
 
-    async with LiveServer(create_app(small_limit)) as live, httpx.AsyncClient(base_url=live.url) as c:
+    async with (
+        LiveServer(create_app(small_limit)) as live,
+        httpx.AsyncClient(base_url=live.url) as c,
+    ):
         response = await c.post(
             "/webhooks/leap",
             content=chunks(),
@@ -123,25 +147,31 @@ async def test_chunked_body_growing_past_limit_is_413(
         # A chunked body under the limit is accepted whole.
         small = events.body(events.meter_created())
 
-        async def small_chunks():  # type: ignore[no-untyped-def]
+        async def small_chunks() -> AsyncIterator[bytes]:
             yield small[:10]
             yield small[10:]
 
         ok = await c.post(
-            "/webhooks/leap", content=small_chunks(), headers={"X-Webhook-Secret": WEBHOOK_SECRET, **JSON}
+            "/webhooks/leap",
+            content=small_chunks(),
+            headers={"X-Webhook-Secret": WEBHOOK_SECRET, **JSON},
         )
         assert ok.status_code == 202
     assert await stored(engine) == 1
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded", "application/jsonx"])
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "application/jsonx"]
+)
 async def test_non_json_content_type_is_415(
     client: httpx.AsyncClient, engine: AsyncEngine, content_type: str | None
 ) -> None:
     headers = {"X-Webhook-Secret": WEBHOOK_SECRET}
     if content_type:
         headers["Content-Type"] = content_type
-    response = await client.post("/webhooks/leap", content=events.body(events.meter_created()), headers=headers)
+    response = await client.post(
+        "/webhooks/leap", content=events.body(events.meter_created()), headers=headers
+    )
     assert response.status_code == 415
     assert await stored(engine) == 0
 
@@ -150,7 +180,10 @@ async def test_json_content_type_with_charset_is_accepted(client: httpx.AsyncCli
     response = await client.post(
         "/webhooks/leap",
         content=events.body(events.meter_created()),
-        headers={"X-Webhook-Secret": WEBHOOK_SECRET, "Content-Type": "application/json; charset=utf-8"},
+        headers={
+            "X-Webhook-Secret": WEBHOOK_SECRET,
+            "Content-Type": "application/json; charset=utf-8",
+        },
     )
     assert response.status_code == 202
 
@@ -161,12 +194,14 @@ BAD_BODIES = {
     "empty": b"",
     "invalid-utf8": b'{"webhook_event_id": "\xff\xfe", "payload": {}}',
     "duplicate-keys": (
-        b'{"webhook_event_id": "%s", "webhook_event_id": "%s", "payload": {}}' % (EID.encode(), EID.encode())
+        b'{"webhook_event_id": "%s", "webhook_event_id": "%s", "payload": {}}'
+        % (EID.encode(), EID.encode())
     ),
     "nan": b'{"webhook_event_id": "%s", "payload": {"x": NaN}}' % EID.encode(),
     "infinity": b'{"webhook_event_id": "%s", "payload": {"x": -Infinity}}' % EID.encode(),
     "float-overflow": b'{"webhook_event_id": "%s", "payload": {"x": 1e999}}' % EID.encode(),
-    "depth-65": b'{"webhook_event_id": "%s", "payload": %s}' % (EID.encode(), b"[" * 64 + b"]" * 64),
+    "depth-65": b'{"webhook_event_id": "%s", "payload": %s}'
+    % (EID.encode(), b"[" * 64 + b"]" * 64),
     "depth-10000": b"[" * 10_000 + b"]" * 10_000,
     "big-int": b'{"webhook_event_id": "%s", "payload": {"x": %s}}' % (EID.encode(), b"9" * 4301),
     "bom": b"\xef\xbb\xbf" + events.body(events.meter_created()),
@@ -184,10 +219,13 @@ async def test_malformed_json_is_400_and_nothing_stored(
 
 
 async def test_depth_64_and_4300_digits_are_still_json(client: httpx.AsyncClient) -> None:
-    nested = b'{"webhook_event_id": "%s", "payload": {"webhook_event_type": "x.y", "a": %s, "n": %s}}' % (
-        str(uuid.uuid4()).encode(),
-        b"[" * 62 + b"]" * 62,
-        b"9" * 4300,
+    nested = (
+        b'{"webhook_event_id": "%s", "payload": {"webhook_event_type": "x.y", "a": %s, "n": %s}}'
+        % (
+            str(uuid.uuid4()).encode(),
+            b"[" * 62 + b"]" * 62,
+            b"9" * 4300,
+        )
     )
     response = await deliver(client, nested)
     assert response.status_code == 202
@@ -248,8 +286,19 @@ async def test_invalid_payload_is_422_and_kept_as_dead_letter(
         events.authorization(utility=""),
         {**events.group_updated([]), "market_group_name": "\ud800"},
     ],
-    ids=["short-ref", "slash-ref", "nul-ref", "bad-meter-id", "bad-member", "naive-time",
-         "bad-preference", "no-actions", "bad-status", "empty-utility", "lone-surrogate"],
+    ids=[
+        "short-ref",
+        "slash-ref",
+        "nul-ref",
+        "bad-meter-id",
+        "bad-member",
+        "naive-time",
+        "bad-preference",
+        "no-actions",
+        "bad-status",
+        "empty-utility",
+        "lone-surrogate",
+    ],
 )
 async def test_schema_violations_are_dead_letters(
     client: httpx.AsyncClient, engine: AsyncEngine, payload: dict[str, object]
@@ -257,9 +306,12 @@ async def test_schema_violations_are_dead_letters(
     event_id = str(uuid.uuid4())
     response = await deliver(client, events.body(payload, event_id))
     assert response.status_code == 422
-    assert await scalar(
-        engine, "SELECT status FROM webhook_events WHERE webhook_event_id = :id", id=event_id
-    ) == "dead"
+    assert (
+        await scalar(
+            engine, "SELECT status FROM webhook_events WHERE webhook_event_id = :id", id=event_id
+        )
+        == "dead"
+    )
 
 
 async def test_unknown_event_type_is_202_and_kept_as_ignored(
@@ -270,9 +322,12 @@ async def test_unknown_event_type_is_202_and_kept_as_ignored(
     response = await deliver(client, events.body(payload, event_id))
     assert response.status_code == 202
     assert response.json()["status"] == "ignored"
-    assert await scalar(
-        engine, "SELECT status FROM webhook_events WHERE webhook_event_id = :id", id=event_id
-    ) == "ignored"
+    assert (
+        await scalar(
+            engine, "SELECT status FROM webhook_events WHERE webhook_event_id = :id", id=event_id
+        )
+        == "ignored"
+    )
     again = await deliver(client, events.body(payload, event_id))
     assert again.status_code == 200
 
@@ -287,11 +342,14 @@ async def test_duplicate_id_is_200_and_effect_not_repeated(
     assert again.status_code == 200
     assert again.json()["status"] == "duplicate"
     assert await scalar(engine, "SELECT count(*) FROM partner_events") == 1
-    assert await scalar(
-        engine,
-        "SELECT duplicate_deliveries FROM webhook_events WHERE webhook_event_id = :id",
-        id=event_id,
-    ) == 1
+    assert (
+        await scalar(
+            engine,
+            "SELECT duplicate_deliveries FROM webhook_events WHERE webhook_event_id = :id",
+            id=event_id,
+        )
+        == 1
+    )
 
 
 async def test_same_id_different_body_is_flagged_and_first_kept(
@@ -302,9 +360,7 @@ async def test_same_id_different_body_is_flagged_and_first_kept(
     second = events.body(events.global_status(status="INELIGIBLE"), event_id)
     assert (await deliver(client, first)).status_code == 202
     assert (await deliver(client, second)).status_code == 200
-    row = (
-        await client.get(f"/v1/webhook-events/{event_id}", headers=ops_auth())
-    ).json()
+    row = (await client.get(f"/v1/webhook-events/{event_id}", headers=ops_auth())).json()
     assert row["conflicting_deliveries"] == 1
     assert json.loads(row["body"])["payload"]["global_enrollment_status"] == "ELIGIBLE"
     assert await scalar(engine, "SELECT enrollment_status FROM meters") == "ELIGIBLE"
@@ -321,9 +377,7 @@ async def test_fifty_simultaneous_deliveries_of_one_id_store_one_row_one_effect(
     assert codes.count(200) == 49
     assert await stored(engine) == 1
     assert await scalar(engine, "SELECT count(*) FROM partner_events") == 1
-    assert await scalar(
-        engine, "SELECT duplicate_deliveries FROM webhook_events"
-    ) == 49
+    assert await scalar(engine, "SELECT duplicate_deliveries FROM webhook_events") == 49
 
 
 async def test_apply_failure_still_stores_event_as_failed_and_answers_2xx(
@@ -350,7 +404,10 @@ async def test_apply_failure_still_stores_event_as_failed_and_answers_2xx(
 async def test_database_unreachable_is_503_and_never_2xx(database_url: str) -> None:
     # Port 9 (discard) on localhost refuses connections: PostgreSQL is "down".
     down = make_settings("postgresql+asyncpg://postgres@127.0.0.1:9/none")
-    async with LiveServer(create_app(down)) as live, httpx.AsyncClient(base_url=live.url, timeout=10) as c:
+    async with (
+        LiveServer(create_app(down)) as live,
+        httpx.AsyncClient(base_url=live.url, timeout=10) as c,
+    ):
         response = await deliver(c, events.body(events.meter_created()))
         assert response.status_code == 503
         assert response.headers["content-type"] == "application/problem+json"
@@ -367,7 +424,10 @@ async def test_database_hanging_is_503_not_a_hang(database_url: str) -> None:
     port = server.sockets[0].getsockname()[1]
     hung = make_settings(f"postgresql+asyncpg://postgres@127.0.0.1:{port}/none")
     try:
-        async with LiveServer(create_app(hung)) as live, httpx.AsyncClient(base_url=live.url, timeout=10) as c:
+        async with (
+            LiveServer(create_app(hung)) as live,
+            httpx.AsyncClient(base_url=live.url, timeout=10) as c,
+        ):
             response = await deliver(c, events.body(events.meter_created()))
             assert response.status_code == 503
     finally:

@@ -18,7 +18,9 @@ from app.webhooks.schemas import (
     RequiredActionsUpdated,
 )
 
-MeterEvent = MeterCreated | GlobalStatusUpdated | ParticipationStatusUpdated | RequiredActionsUpdated
+MeterEvent = (
+    MeterCreated | GlobalStatusUpdated | ParticipationStatusUpdated | RequiredActionsUpdated
+)
 
 
 def facts_from(event: MeterEvent) -> MeterFacts:

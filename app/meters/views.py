@@ -86,9 +86,7 @@ def enrollment_view(meter: Meter, now: datetime) -> EnrollmentView:
     )
 
 
-def group_on(
-    day: date, tz: ZoneInfo, windows: Iterable[MembershipWindow]
-) -> GroupOnDate:
+def group_on(day: date, tz: ZoneInfo, windows: Iterable[MembershipWindow]) -> GroupOnDate:
     start = trade_date_start(day, tz)
     chosen = window_for(windows, start)
     return GroupOnDate(
@@ -112,7 +110,9 @@ def meter_out(meter: Meter, today: GroupOnDate, now: datetime) -> MeterOut:
         transmission_region=meter.transmission_region,
         meter_type=meter.meter_type,
         is_archived=meter.is_archived,
-        grid=Grid(iso_rto=meter.transmission_region, load_zone=meter.load_zone or site.get("load_zone")),
+        grid=Grid(
+            iso_rto=meter.transmission_region, load_zone=meter.load_zone or site.get("load_zone")
+        ),
         utility=Utility(
             name=meter.utility_name or utility.get("utility_name"),
             load_serving_entity=utility.get("load_serving_entity"),

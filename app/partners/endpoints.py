@@ -27,7 +27,9 @@ router = APIRouter(prefix="/v1/partner-references", tags=["partners"])
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_partner(
-    partner_reference: Annotated[str, Path(min_length=1, max_length=256, pattern=STORABLE_REFERENCE)],
+    partner_reference: Annotated[
+        str, Path(min_length=1, max_length=256, pattern=STORABLE_REFERENCE)
+    ],
     session: SessionDep,
     settings: SettingsDep,
     _: ReadScope,

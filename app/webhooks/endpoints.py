@@ -52,7 +52,9 @@ def _authorized(request: Request) -> bool:
 
 def _is_json(content_type: str | None) -> bool:
     media = (content_type or "").split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 @router.post(
@@ -97,9 +99,7 @@ async def receive_webhook(request: Request) -> JSONResponse:
     except TimeoutError:
         return problem_response(408, "body not received in time")
     try:
-        receipt = await receive(
-            request.app.state.sessions, raw, refresh=settings.api_mode == "api"
-        )
+        receipt = await receive(request.app.state.sessions, raw, refresh=settings.api_mode == "api")
     except Rejected as exc:
         extra: dict[str, Any] = {"errors": exc.errors} if exc.errors else {}
         return problem_response(exc.status, exc.detail, **extra)
@@ -127,7 +127,7 @@ async def list_webhook_events(
     session: SessionDep,
     _: OpsScope,
     status: Annotated[str | None, Query(pattern="^(received|applied|failed|ignored|dead)$")] = None,
-    type: Annotated[str | None, Query(max_length=128)] = None,  # noqa: A002
+    type: Annotated[str | None, Query(max_length=128)] = None,
     cursor: Annotated[int | None, Query(ge=0, le=2**62)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventPage:
