@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from collections.abc import Iterator
 from typing import Annotated
@@ -48,6 +49,14 @@ def _database(settings: Settings) -> Iterator[Settings]:
         server.stop()
 
 
+def _tune_gc() -> None:
+    """Fewer, cheaper collections: start-up objects are frozen out of every collection and
+    young-generation passes run less often (measured in docs/benchmarks.md: lower p99)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
+
+
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
@@ -71,6 +80,7 @@ def serve(
         app = create_app(ready)
         app.state.run_worker = not no_worker
         console.print(f"meter-sync on http{'s' if ssl_certfile else ''}://{host}:{port}")
+        _tune_gc()
         uvicorn.run(
             app,
             host=host,

@@ -6,15 +6,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.routing import Route
 
 from app import problems
 from app.config import Settings
-from app.db import create_engine, session_factory
+from app.db import create_engine, create_raw_pool, session_factory
 from app.groups.endpoints import router as groups_router
 from app.health import router as health_router
 from app.meters.endpoints import router as meters_router
 from app.partners.endpoints import router as partners_router
+from app.webhooks.endpoints import receive_webhook
 from app.webhooks.endpoints import router as webhooks_router
+from app.webhooks.service import Inbox
 
 DESCRIPTION = """
 meter-sync keeps this partner's Leap meter inventory in PostgreSQL: which Leap meter
@@ -42,11 +45,14 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(database_url)
+        raw_pool = await create_raw_pool(database_url)
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
+        app.state.inbox = Inbox(engine, app.state.sessions, raw_pool)
         try:
             yield
         finally:
+            await raw_pool.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -63,4 +69,8 @@ def create_app(settings: Settings) -> FastAPI:
     problems.install(app)
     for router in (webhooks_router, meters_router, partners_router, groups_router, health_router):
         app.include_router(router)
+    # The receiver is served by a plain Starlette route placed first, skipping FastAPI's
+    # per-request dependency machinery it does not use (measured: ~15% of its CPU). The
+    # FastAPI route above stays only so the operation is documented in OpenAPI.
+    app.router.routes.insert(0, Route("/webhooks/leap", receive_webhook, methods=["POST"]))
     return app

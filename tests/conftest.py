@@ -23,7 +23,6 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import ApiKey, Settings
@@ -104,11 +103,15 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture(autouse=True)
 def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     """Every test that uses the database finds it empty."""
-    url = request.getfixturevalue("database_url") if "database_url" in request.fixturenames else None
+    url = (
+        request.getfixturevalue("database_url") if "database_url" in request.fixturenames else None
+    )
     yield
     if url is not None:
-        with psycopg.connect(url.replace("postgresql+asyncpg", "postgresql"), autocommit=True) as conn:
-            conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")  # type: ignore[arg-type]
+        with psycopg.connect(
+            url.replace("postgresql+asyncpg", "postgresql"), autocommit=True
+        ) as conn:
+            conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
 
 
 @pytest.fixture

@@ -107,9 +107,7 @@ async def test_event_log_lists_with_filters_and_cursor(client: httpx.AsyncClient
     assert rest["next_cursor"] is None
     ignored = (await client.get("/v1/webhook-events?status=ignored", headers=ops_auth())).json()
     assert [e["event_type"] for e in ignored["items"]] == ["brand.new"]
-    created = (
-        await client.get("/v1/webhook-events?type=meter.created", headers=ops_auth())
-    ).json()
+    created = (await client.get("/v1/webhook-events?type=meter.created", headers=ops_auth())).json()
     assert len(created["items"]) == 3
 
 

@@ -55,7 +55,9 @@ async def test_bad_secret_is_401_with_one_body_and_nothing_stored(
 ) -> None:
     headers = [(b"Content-Type", b"application/json")]
     if secret is not None:
-        headers.append((b"X-Webhook-Secret", secret if isinstance(secret, bytes) else secret.encode()))
+        headers.append(
+            (b"X-Webhook-Secret", secret if isinstance(secret, bytes) else secret.encode())
+        )
     response = await client.post(
         "/webhooks/leap", content=events.body(events.meter_created()), headers=headers
     )
@@ -380,25 +382,37 @@ async def test_fifty_simultaneous_deliveries_of_one_id_store_one_row_one_effect(
     assert await scalar(engine, "SELECT duplicate_deliveries FROM webhook_events") == 49
 
 
+@pytest.mark.parametrize(
+    ("target", "payload"),
+    [
+        ("app.webhooks.repository.store_meter_event", events.meter_created()),
+        ("app.webhooks.service.apply_group_updated", events.group_updated([events.CAISO_METER])),
+    ],
+    ids=["meter-event", "group-event"],
+)
 async def test_apply_failure_still_stores_event_as_failed_and_answers_2xx(
-    client: httpx.AsyncClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+    target: str,
+    payload: dict[str, object],
 ) -> None:
-    from app.webhooks import service
-
     async def broken(*_: object, **__: object) -> None:
         raise RuntimeError("simulated bug in an effect")
 
-    monkeypatch.setattr(service, "apply_meter_event", broken)
+    monkeypatch.setattr(target, broken)
     event_id = str(uuid.uuid4())
-    response = await deliver(client, events.body(events.meter_created(), event_id))
+    response = await deliver(client, events.body(payload, event_id))
     assert response.status_code == 202
     assert response.json()["status"] == "failed"
     row = (await client.get(f"/v1/webhook-events/{event_id}", headers=ops_auth())).json()
     assert row["status"] == "failed"
     assert "simulated bug" in row["error"]
     assert await scalar(engine, "SELECT count(*) FROM meters") == 0
-    # A redelivery is still a duplicate: the failed event is retried by the worker, not by Leap.
-    assert (await deliver(client, events.body(events.meter_created(), event_id))).status_code == 200
+    assert await scalar(engine, "SELECT count(*) FROM group_memberships") == 0
+    # A redelivery is a duplicate: the worker retries the stored event, not Leap.
+    monkeypatch.undo()
+    assert (await deliver(client, events.body(payload, event_id))).status_code == 200
 
 
 async def test_database_unreachable_is_503_and_never_2xx(database_url: str) -> None:

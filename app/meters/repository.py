@@ -1,4 +1,9 @@
-"""SQL for the meters table."""
+"""SQL for the meters table.
+
+A meter event's whole effect is one SQL statement (see `meter_effects`): the webhook
+receiver prefixes it with the inbox insert, so storing and applying a meter event is a
+single atomic round trip; replays and retries run the same effects on their own.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import TextClause, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.models import GroupMembership, Meter
+from app.models import Meter
+from app.sync.jobs import REFRESH_METER
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,98 +29,120 @@ class MeterFacts:
     meter_type: str | None = None
     enrollment_status: str | None = None
     required_actions: dict[str, Any] | None = None
+    # {"participation_preference", "start_time", "end_time"}; one kept per start_time
+    participation: dict[str, Any] | None = None
+
+    def params(self, webhook_event_id: uuid.UUID, *, refresh: bool) -> dict[str, Any]:
+        return {
+            "event_id": webhook_event_id,
+            "meter_id": self.meter_id,
+            "partner_reference": self.partner_reference,
+            "transmission_region": self.transmission_region,
+            "meter_type": self.meter_type,
+            "enrollment_status": self.enrollment_status,
+            "required_actions": _json(self.required_actions),
+            "participation": _json(self.participation),
+            "refresh": refresh,
+            "refresh_kind": REFRESH_METER,
+        }
 
 
-@dataclass(frozen=True, slots=True)
-class UpsertResult:
-    inserted: bool
-    prior_reference: str | None
+def _json(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(value)
 
 
-# One statement for every meter event: creates the meter if it is unknown (no event is
-# lost to ordering), fills what the event carries, and keeps what it does not. The
-# partner's record is made in the same statement. `prior` reads the reference being
-# replaced from the statement's snapshot (FOR UPDATE would see nothing there: a row this
-# same statement updates is invisible to a locking read).
-_UPSERT = text(
+def meter_effects(gate: str) -> str:
+    """The CTEs that apply one meter event, each done only when `gate` (SQL) holds.
+
+    - the partner's record exists for the reference the event carries;
+    - the meter is created if unknown (no event is lost to ordering), gets what the event
+      carries and keeps what it does not; a participation window replaces the one with
+      the same start;
+    - a change of reference is kept in both partner records' history (`prior` reads the
+      old reference from the statement's snapshot);
+    - with `refresh`, one refresh job per meter is queued (coalesced while queued).
     """
-    WITH partner AS (
+    return f"""
+    args AS (
+        SELECT CAST(:meter_id AS uuid) AS meter_id,
+               CAST(:event_id AS uuid) AS event_id,
+               CAST(:partner_reference AS text) AS reference,
+               CAST(:transmission_region AS text) AS region,
+               CAST(:meter_type AS text) AS meter_type,
+               CAST(:enrollment_status AS text) AS status,
+               CAST(:required_actions AS jsonb) AS actions,
+               CAST(:participation AS jsonb) AS pref_window,
+               CAST(:refresh AS boolean) AND {gate} AS refresh,
+               CAST(:refresh_kind AS text) AS refresh_kind,
+               {gate} AS go
+    ), partner AS (
         INSERT INTO partners (partner_reference)
-        SELECT CAST(:partner_reference AS text) WHERE :partner_reference IS NOT NULL
+        SELECT reference FROM args WHERE go AND reference IS NOT NULL
         ON CONFLICT DO NOTHING
     ), prior AS (
-        SELECT partner_reference FROM meters WHERE meter_id = :meter_id
-    ), upsert AS (
+        SELECT m.partner_reference FROM meters m, args WHERE m.meter_id = args.meter_id
+    ), meter AS (
         INSERT INTO meters AS m (meter_id, partner_reference, transmission_region, meter_type,
-                                 enrollment_status, required_actions)
-        VALUES (:meter_id, :partner_reference, :transmission_region, :meter_type,
-                :enrollment_status, COALESCE(CAST(:required_actions AS jsonb), '{}'::jsonb))
+                                 enrollment_status, required_actions, participation_preferences)
+        SELECT meter_id, reference, region, meter_type, status,
+               COALESCE(actions, '{{}}'::jsonb),
+               CASE WHEN pref_window IS NULL THEN '[]'::jsonb
+                    ELSE jsonb_build_array(pref_window) END
+        FROM args WHERE go
         ON CONFLICT (meter_id) DO UPDATE SET
             partner_reference = COALESCE(EXCLUDED.partner_reference, m.partner_reference),
             transmission_region = EXCLUDED.transmission_region,
             meter_type = COALESCE(EXCLUDED.meter_type, m.meter_type),
             enrollment_status = COALESCE(EXCLUDED.enrollment_status, m.enrollment_status),
-            required_actions = COALESCE(CAST(:required_actions AS jsonb), m.required_actions),
+            required_actions = COALESCE((SELECT actions FROM args), m.required_actions),
+            participation_preferences = COALESCE((
+                SELECT jsonb_agg(p ORDER BY p->>'start_time')
+                FROM args, LATERAL (
+                    SELECT p FROM jsonb_array_elements(m.participation_preferences) AS p
+                    WHERE p->>'start_time' IS DISTINCT FROM args.pref_window->>'start_time'
+                    UNION ALL SELECT args.pref_window
+                ) AS merged
+                WHERE args.pref_window IS NOT NULL
+            ), m.participation_preferences),
             is_archived = false,
             archived_at = NULL,
             last_seen_at = now(),
             updated_at = now()
-        RETURNING (xmax = 0) AS inserted
-    )
-    SELECT (SELECT inserted FROM upsert) AS inserted,
-           (SELECT partner_reference FROM prior) AS prior_reference
-    """
-)
-
-# Participation windows are kept one per start_time, sorted; a window with the same
-# start replaces the earlier one.
-_MERGE_PARTICIPATION = text(
-    """
-    UPDATE meters SET participation_preferences = (
-        SELECT COALESCE(jsonb_agg(p ORDER BY p->>'start_time'), '[]'::jsonb) FROM (
-            SELECT p FROM jsonb_array_elements(participation_preferences) AS p
-            WHERE p->>'start_time' IS DISTINCT FROM :start_time
-            UNION ALL SELECT CAST(:window AS jsonb)
-        ) AS merged
-    ), updated_at = now()
-    WHERE meter_id = :meter_id
-    """
-)
+        RETURNING 1
+    ), unlinked AS (
+        INSERT INTO partner_events (partner_reference, kind, meter_id, webhook_event_id)
+        SELECT prior.partner_reference, 'meter_unlinked', args.meter_id, args.event_id
+        FROM prior, args
+        WHERE go AND reference IS NOT NULL AND prior.partner_reference IS DISTINCT FROM reference
+    ), linked AS (
+        INSERT INTO partner_events (partner_reference, kind, meter_id, webhook_event_id)
+        SELECT reference, 'meter_linked', meter_id, event_id FROM args
+        WHERE go AND reference IS NOT NULL
+          AND (SELECT partner_reference FROM prior) IS DISTINCT FROM reference
+    ), refresh AS (
+        INSERT INTO jobs (kind, meter_id)
+        SELECT refresh_kind, meter_id FROM args WHERE refresh
+        ON CONFLICT (kind, meter_id) WHERE status = 'queued' DO NOTHING
+    )"""
 
 
-async def upsert_from_event(session: AsyncSession, facts: MeterFacts) -> UpsertResult:
-    actions = None if facts.required_actions is None else json.dumps(facts.required_actions)
-    row = (
-        await session.execute(
-            _UPSERT,
-            {
-                "meter_id": facts.meter_id,
-                "partner_reference": facts.partner_reference,
-                "transmission_region": facts.transmission_region,
-                "meter_type": facts.meter_type,
-                "enrollment_status": facts.enrollment_status,
-                "required_actions": actions,
-            },
-        )
-    ).one()
-    return UpsertResult(inserted=bool(row.inserted), prior_reference=row.prior_reference)
+_APPLY = text(f"WITH {meter_effects('TRUE')} SELECT 1")
 
 
-async def merge_participation(
-    session: AsyncSession, meter_id: uuid.UUID, window: dict[str, Any]
+async def apply_meter_facts(
+    conn: AsyncSession | AsyncConnection,
+    facts: MeterFacts,
+    webhook_event_id: uuid.UUID,
+    *,
+    refresh: bool,
 ) -> None:
-    await session.execute(
-        _MERGE_PARTICIPATION,
-        {"meter_id": meter_id, "start_time": window["start_time"], "window": json.dumps(window)},
-    )
+    await conn.execute(_APPLY, facts.params(webhook_event_id, refresh=refresh))
+
+
+def with_effects(prefix_cte: str, gate: str, final_select: str) -> TextClause:
+    """Compose `WITH <prefix_cte>, <meter effects gated on gate> <final_select>`."""
+    return text(f"WITH {prefix_cte}, {meter_effects(gate)} {final_select}")
 
 
 async def get(session: AsyncSession, meter_id: uuid.UUID) -> Meter | None:
     return await session.get(Meter, meter_id)
-
-
-async def windows(session: AsyncSession, meter_ids: list[uuid.UUID]) -> list[GroupMembership]:
-    result = await session.scalars(
-        select(GroupMembership).where(GroupMembership.meter_id.in_(meter_ids))
-    )
-    return list(result.all())

@@ -99,7 +99,7 @@ async def receive_webhook(request: Request) -> JSONResponse:
     except TimeoutError:
         return problem_response(408, "body not received in time")
     try:
-        receipt = await receive(request.app.state.sessions, raw, refresh=settings.api_mode == "api")
+        receipt = await receive(request.app.state.inbox, raw, refresh=settings.api_mode == "api")
     except Rejected as exc:
         extra: dict[str, Any] = {"errors": exc.errors} if exc.errors else {}
         return problem_response(exc.status, exc.detail, **extra)

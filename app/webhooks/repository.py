@@ -6,10 +6,15 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
+import asyncpg
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.db import POOL_TIMEOUT_S, RawStatement
+from app.meters.repository import MeterFacts, with_effects
 from app.models import WebhookEvent
+
+Executor = AsyncSession | AsyncConnection
 
 # The inbox write: exactly one row per Leap event id, however many deliveries race.
 _INSERT = text(
@@ -25,6 +30,22 @@ _INSERT = text(
     """
 )
 
+# A meter event stored and applied in one statement (atomic on its own, one round trip):
+# the effects run only when this delivery's row was the one inserted.
+_STORE_METER_EVENT = with_effects(
+    """
+    event AS (
+        INSERT INTO webhook_events (webhook_event_id, event_type, status, meter_id,
+                                    partner_reference, body, body_sha256, body_size, applied_at)
+        VALUES (:event_id, :event_type, 'applied', :meter_id, :partner_reference,
+                :body, :sha, :size, now())
+        ON CONFLICT (webhook_event_id) DO NOTHING
+        RETURNING 1
+    )""",
+    gate="EXISTS (SELECT 1 FROM event)",
+    final_select="SELECT EXISTS (SELECT 1 FROM event) AS stored",
+)
+
 _NOTE_REDELIVERY = text(
     """
     UPDATE webhook_events
@@ -37,8 +58,31 @@ _NOTE_REDELIVERY = text(
 )
 
 
+_STORE_METER_EVENT_RAW = RawStatement.compile(_STORE_METER_EVENT)
+
+
+async def store_meter_event(
+    pool: asyncpg.Pool,
+    facts: MeterFacts,
+    *,
+    event_id: uuid.UUID,
+    event_type: str,
+    body: bytes,
+    sha: bytes,
+    refresh: bool,
+) -> bool:
+    """Store and apply a meter event; False when the id was already stored (no effect)."""
+    params = facts.params(event_id, refresh=refresh)
+    params.update(event_type=event_type, body=body, sha=sha, size=len(body))
+    async with pool.acquire(timeout=POOL_TIMEOUT_S) as conn:
+        stored = await conn.fetchval(
+            _STORE_METER_EVENT_RAW.sql, *_STORE_METER_EVENT_RAW.args(params)
+        )
+    return bool(stored)
+
+
 async def insert(
-    session: AsyncSession,
+    session: Executor,
     *,
     event_id: uuid.UUID,
     event_type: str,
@@ -69,7 +113,7 @@ async def insert(
     return result.first() is not None
 
 
-async def note_redelivery(session: AsyncSession, event_id: uuid.UUID, sha: bytes) -> bool:
+async def note_redelivery(session: Executor, event_id: uuid.UUID, sha: bytes) -> bool:
     """Count a redelivery; True when its body differs from the stored one."""
     row = (await session.execute(_NOTE_REDELIVERY, {"event_id": event_id, "sha": sha})).first()
     return bool(row and row.conflicting)

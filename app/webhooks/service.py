@@ -2,7 +2,9 @@
 
 This is the one place that manages its own transactions instead of using the request's
 unit of work: an apply failure must roll back the effects yet still store the event
-(as failed) before answering, which takes a second transaction.
+(as failed) before answering, which takes a second transaction. Meter events, nearly
+all of Leap's traffic, are stored and applied by a single statement in autocommit mode
+(one round trip, atomic by itself); the other types use a session transaction.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
+import asyncpg
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import is_unavailable
 from app.groups.service import apply_group_updated
+from app.meters.service import MeterEvent, facts_from
 from app.meters.service import apply_event as apply_meter_event
 from app.partners.service import apply_connect_event
 from app.webhooks import parsing, repository
@@ -74,26 +78,39 @@ def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
-def _subject(event: LeapEvent) -> tuple[uuid.UUID | None, str | None]:
-    meter_id = getattr(event, "meter_id", None)
-    return meter_id, getattr(event, "partner_reference", None)
+class Inbox:
+    """Where deliveries are written: an autocommit view of the engine for one-statement
+    writes (sharing its pool), and sessions for multi-statement transactions."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        raw_pool: asyncpg.Pool,
+    ) -> None:
+        self.sessions = sessions
+        self.raw_pool = raw_pool
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    def autocommit(self) -> AsyncEngine:
+        return self._autocommit
 
 
 async def apply(
-    session: AsyncSession, event: LeapEvent, event_id: uuid.UUID, *, refresh: bool
+    conn: AsyncSession | AsyncConnection, event: LeapEvent, event_id: uuid.UUID, *, refresh: bool
 ) -> None:
-    """Apply one event's effects (flush only; the caller commits)."""
+    """Apply one event's effects without committing (the caller owns the transaction)."""
     if isinstance(event, GroupUpdated):
-        await apply_group_updated(session, event)
+        assert isinstance(conn, AsyncSession)
+        await apply_group_updated(conn, event)
     elif isinstance(event, ConnectSessionUpdated | AuthorizationUpdated):
-        await apply_connect_event(session, event, event_id)
+        assert isinstance(conn, AsyncSession)
+        await apply_connect_event(conn, event, event_id)
     else:
-        await apply_meter_event(session, event, event_id, refresh=refresh)
+        await apply_meter_event(conn, event, event_id, refresh=refresh)
 
 
-async def receive(
-    sessions: async_sessionmaker[AsyncSession], raw: bytes, *, refresh: bool
-) -> Receipt:
+async def receive(inbox: Inbox, raw: bytes, *, refresh: bool) -> Receipt:
     try:
         body = parsing.decode(raw)
     except parsing.BadBody as exc:
@@ -103,20 +120,20 @@ async def receive(
     except ValueError as exc:
         raise Rejected(422, str(exc)) from None
     event_id, event_type = envelope.webhook_event_id, envelope.event_type
-    sha = hashlib.sha256(raw).digest()
+    delivery = _Delivery(inbox, event_id, event_type, raw, hashlib.sha256(raw).digest())
     try:
         async with asyncio.timeout(STORE_DEADLINE_S):
             if event_type not in KNOWN_EVENT_TYPES:
-                return await _store_only(sessions, event_id, event_type, "ignored", raw, sha)
+                return await delivery.store_only("ignored")
             try:
                 event = EVENT_ADAPTER.validate_python(envelope.payload)
             except ValidationError as exc:
                 errors = field_errors(exc)
-                await _store_only(
-                    sessions, event_id, event_type, "dead", raw, sha, error=_error_text(errors)
-                )
+                await delivery.store_only("dead", error=_error_text(errors))
                 raise Rejected(422, "payload does not match Leap's schema", errors) from None
-            return await _store_and_apply(sessions, event, event_id, event_type, raw, sha, refresh)
+            if isinstance(event, GroupUpdated | ConnectSessionUpdated | AuthorizationUpdated):
+                return await delivery.store_and_apply(event, refresh)
+            return await delivery.store_meter_event(event, refresh)
     except (Rejected, Unavailable):
         raise
     except Exception as exc:
@@ -129,87 +146,113 @@ def _error_text(errors: list[dict[str, Any]]) -> str:
     return storable_text("; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors))
 
 
-async def _store_only(
-    sessions: async_sessionmaker[AsyncSession],
-    event_id: uuid.UUID,
-    event_type: str,
-    status: str,
-    raw: bytes,
-    sha: bytes,
-    error: str | None = None,
-) -> Receipt:
-    async with sessions() as session, session.begin():
-        stored = await repository.insert(
-            session,
-            event_id=event_id,
-            event_type=event_type,
-            status=status,
-            body=raw,
-            sha=sha,
-            error=error,
-        )
-        if stored:
-            return Receipt(event_id, event_type, "ignored" if status == "ignored" else "failed")
-        conflicting = await repository.note_redelivery(session, event_id, sha)
-        return Receipt(event_id, event_type, "duplicate", conflicting)
-
-
-async def _store_and_apply(
-    sessions: async_sessionmaker[AsyncSession],
-    event: LeapEvent,
-    event_id: uuid.UUID,
-    event_type: str,
-    raw: bytes,
-    sha: bytes,
-    refresh: bool,
-) -> Receipt:
-    meter_id, partner_reference = _subject(event)
-    async with sessions() as session:
-        try:
-            stored = await repository.insert(
-                session,
-                event_id=event_id,
-                event_type=event_type,
-                status="applied",
-                body=raw,
-                sha=sha,
-                meter_id=meter_id,
-                partner_reference=partner_reference,
-            )
-            if not stored:
-                conflicting = await repository.note_redelivery(session, event_id, sha)
-                await session.commit()
-                return Receipt(event_id, event_type, "duplicate", conflicting)
-            await apply(session, event, event_id, refresh=refresh)
-            await session.commit()
-            return Receipt(event_id, event_type, "accepted")
-        except Exception as exc:
-            await session.rollback()
-            if is_unavailable(exc) or isinstance(exc, TimeoutError):
-                raise
-            failure = exc
-        # The effects are gone; the event itself must still be kept, marked failed.
-        log.warning(
-            "webhook apply failed",
-            extra={"webhook_event_id": str(event_id), "error": type(failure).__name__},
-        )
-        await repository.insert(
-            session,
-            event_id=event_id,
-            event_type=event_type,
-            status="failed",
-            body=raw,
-            sha=sha,
-            error=storable_text(f"{type(failure).__name__}: {failure}"),
-            meter_id=meter_id,
-            partner_reference=partner_reference,
-            next_attempt_at=utc_now() + FIRST_RETRY_DELAY,
-        )
-        await session.commit()
-        return Receipt(event_id, event_type, "failed")
-
-
 def storable_text(value: str, limit: int = 4000) -> str:
     """Text safe for a PostgreSQL text column: no NUL, valid UTF-8, bounded."""
     cleaned = value.replace("\x00", "\\0")[:limit]
     return cleaned.encode("utf-8", "replace").decode("utf-8")
+
+
+def _reraise_if_unavailable(exc: Exception) -> None:
+    if is_unavailable(exc) or isinstance(exc, TimeoutError):
+        raise exc
+
+
+@dataclass(slots=True)
+class _Delivery:
+    inbox: Inbox
+    event_id: uuid.UUID
+    event_type: str
+    raw: bytes
+    sha: bytes
+
+    def _receipt(self, outcome: Outcome, conflicting: bool = False) -> Receipt:
+        return Receipt(self.event_id, self.event_type, outcome, conflicting)
+
+    async def _duplicate(self, conn: AsyncSession | AsyncConnection) -> Receipt:
+        conflicting = await repository.note_redelivery(conn, self.event_id, self.sha)
+        return self._receipt("duplicate", conflicting)
+
+    async def store_only(self, status: str, error: str | None = None) -> Receipt:
+        async with self.inbox.autocommit().connect() as conn:
+            stored = await repository.insert(
+                conn,
+                event_id=self.event_id,
+                event_type=self.event_type,
+                status=status,
+                body=self.raw,
+                sha=self.sha,
+                error=error,
+            )
+            if stored:
+                return self._receipt("ignored" if status == "ignored" else "failed")
+            return await self._duplicate(conn)
+
+    async def store_meter_event(self, event: MeterEvent, refresh: bool) -> Receipt:
+        try:
+            stored = await repository.store_meter_event(
+                self.inbox.raw_pool,
+                facts_from(event),
+                event_id=self.event_id,
+                event_type=self.event_type,
+                body=self.raw,
+                sha=self.sha,
+                refresh=refresh,
+            )
+        except Exception as exc:
+            _reraise_if_unavailable(exc)
+            return await self._store_failed(exc, event.meter_id, event.partner_reference)
+        if stored:
+            return self._receipt("accepted")
+        async with self.inbox.autocommit().connect() as conn:
+            return await self._duplicate(conn)
+
+    async def store_and_apply(self, event: LeapEvent, refresh: bool) -> Receipt:
+        meter_id = getattr(event, "meter_id", None)
+        partner_reference = getattr(event, "partner_reference", None)
+        async with self.inbox.sessions() as session:
+            try:
+                stored = await repository.insert(
+                    session,
+                    event_id=self.event_id,
+                    event_type=self.event_type,
+                    status="applied",
+                    body=self.raw,
+                    sha=self.sha,
+                    meter_id=meter_id,
+                    partner_reference=partner_reference,
+                )
+                if not stored:
+                    receipt = await self._duplicate(session)
+                    await session.commit()
+                    return receipt
+                await apply(session, event, self.event_id, refresh=refresh)
+                await session.commit()
+                return self._receipt("accepted")
+            except Exception as exc:
+                await session.rollback()
+                _reraise_if_unavailable(exc)
+                failure = exc
+        return await self._store_failed(failure, meter_id, partner_reference)
+
+    async def _store_failed(
+        self, failure: Exception, meter_id: uuid.UUID | None, partner_reference: str | None
+    ) -> Receipt:
+        """The effects were rolled back; the event itself is still kept, marked failed."""
+        log.warning(
+            "webhook apply failed",
+            extra={"webhook_event_id": str(self.event_id), "error": type(failure).__name__},
+        )
+        async with self.inbox.autocommit().connect() as conn:
+            await repository.insert(
+                conn,
+                event_id=self.event_id,
+                event_type=self.event_type,
+                status="failed",
+                body=self.raw,
+                sha=self.sha,
+                error=storable_text(f"{type(failure).__name__}: {failure}"),
+                meter_id=meter_id,
+                partner_reference=partner_reference,
+                next_attempt_at=utc_now() + FIRST_RETRY_DELAY,
+            )
+        return self._receipt("failed")
