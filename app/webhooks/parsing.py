@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
 MAX_DEPTH = 64
 MAX_INT_DIGITS = 4300
-
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKET = re.compile(rb"[\[\]{}]")
 
 
 class BadBody(ValueError):
@@ -46,20 +42,23 @@ def _parse_float(text: str) -> float:
     return value
 
 
-def nesting_depth(raw: bytes, limit: int = MAX_DEPTH) -> int:
-    """Deepest bracket nesting outside strings; stops counting once past `limit`."""
-    skeleton = _STRING.sub(b"", raw)
-    depth = deepest = 0
-    for match in _BRACKET.finditer(skeleton):
-        if match.group() in (b"[", b"{"):
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > limit:
-                    return deepest
-        else:
-            depth -= 1
-    return deepest
+def nesting_depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """Depth of a parsed JSON value (a scalar is 0); stops counting once past `limit`."""
+    if isinstance(value, dict):
+        children: Any = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        return 0
+    if limit <= 0:
+        return 1
+    deepest = 0
+    for child in children:
+        if isinstance(child, dict | list):
+            deepest = max(deepest, nesting_depth(child, limit - 1))
+            if deepest >= limit:
+                break
+    return deepest + 1
 
 
 def decode(raw: bytes) -> Any:
@@ -67,11 +66,8 @@ def decode(raw: bytes) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise BadBody("body is not valid UTF-8") from None
-    # Checked before parsing, so a hostile depth never reaches the recursive parser.
-    if nesting_depth(raw) > MAX_DEPTH:
-        raise BadBody(f"JSON nested deeper than {MAX_DEPTH} levels")
     try:
-        return json.loads(
+        value = json.loads(
             text,
             object_pairs_hook=_reject_duplicates,
             parse_constant=_reject_constant,
@@ -80,5 +76,11 @@ def decode(raw: bytes) -> Any:
         )
     except BadBody:
         raise
-    except (ValueError, RecursionError):
+    except RecursionError:
+        # The C parser stops at the interpreter's recursion limit (~1000 levels), cleanly.
+        raise BadBody(f"JSON nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError:
         raise BadBody("body is not valid JSON") from None
+    if nesting_depth(value) > MAX_DEPTH:
+        raise BadBody(f"JSON nested deeper than {MAX_DEPTH} levels")
+    return value

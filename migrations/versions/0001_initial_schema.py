@@ -172,6 +172,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("webhook_event_id", name=op.f("pk_webhook_events")),
         sa.UniqueConstraint("seq", name=op.f("uq_webhook_events_seq")),
     )
+    # Bodies are kept as delivered: compressing a 4 MB roster cost ~0.1 s per event.
+    op.execute("ALTER TABLE webhook_events ALTER COLUMN body SET STORAGE EXTERNAL")
     op.create_index("ix_webhook_events_meter_id", "webhook_events", ["meter_id"], unique=False)
     op.create_index(
         "ix_webhook_events_retry",
