@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import os
+import signal
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -77,8 +79,7 @@ def serve(
     for line in notes:
         console.print(line, highlight=False, soft_wrap=True)
     with _database(settings) as ready:
-        app = create_app(ready)
-        app.state.run_worker = not no_worker
+        app = create_app(ready, run_worker=not no_worker)
         console.print(f"meter-sync on http{'s' if ssl_certfile else ''}://{host}:{port}")
         _tune_gc()
         uvicorn.run(
@@ -91,6 +92,183 @@ def serve(
             ssl_keyfile=ssl_keyfile,
             timeout_graceful_shutdown=20,
         )
+
+
+@cli.command()
+def worker() -> None:
+    """Run the worker alone: enrichment, event retries and scheduled reconciliation."""
+    from app.db import create_engine, session_factory
+    from app.sync.worker import Worker
+
+    settings = _settings()
+    logs.configure(settings.log_level)
+
+    async def main(ready: Settings) -> None:
+        assert ready.database_url is not None
+        engine = create_engine(ready.database_url, pool_size=10)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await Worker(ready, engine, session_factory(engine)).run(stop)
+        finally:
+            await engine.dispose()
+
+    with _database(settings) as ready:
+        asyncio.run(main(ready))
+
+
+@cli.command()
+def sync(
+    full: Annotated[bool, typer.Option("--full", help="Walk everything, archive the rest")] = False,
+) -> None:
+    """Run one reconciliation with Leap's API now, showing progress."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from app.db import create_engine, session_factory
+    from app.models import SyncRun
+    from app.sync import runs
+    from app.sync.client import LeapAuthError, LeapClient
+    from app.sync.worker import Worker
+
+    settings = _settings()
+    if settings.leap_api_key is None:
+        console.print("webhook-only mode: set LEAP_API_KEY to reconcile with Leap's API")
+        raise typer.Exit(2)
+    api_key = settings.leap_api_key.get_secret_value()
+
+    async def main(ready: Settings) -> int:
+        assert ready.database_url is not None
+        engine = create_engine(ready.database_url, pool_size=2)
+        sessions = session_factory(engine)
+        try:
+            async with sessions() as session:
+                run = await runs.request_run(session, "full" if full else "delta", "cli")
+                await session.commit()
+            with Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=False,
+            ) as bar:
+                task = bar.add_task(f"{run.mode} run {run.id}", total=None)
+
+                def show(r: SyncRun) -> None:
+                    bar.update(
+                        task,
+                        description=f"{r.mode} run {r.id}: {r.phase}, "
+                        f"{r.pages} pages, {r.meters} meters",
+                    )
+
+                async with engine.connect() as lock:
+                    if await Worker.try_lead(lock):
+                        async with LeapClient(ready.leap_api_base_url, api_key) as client:
+                            try:
+                                done = await runs.execute(sessions, client, run.id, show)
+                            except LeapAuthError as exc:
+                                console.print(f"[red]stopped: {exc}[/red]")
+                                return 1
+                    else:
+                        # A worker leads reconciliation: it takes the queued run; follow it.
+                        done = await runs.wait_for(sessions, run.id, show)
+            console.print(
+                f"run {done.id} {done.status}: {done.pages} pages, {done.meters} meters"
+                + (f" ({done.error})" if done.error else "")
+            )
+            return 0 if done.status == "succeeded" else 1
+        finally:
+            await engine.dispose()
+
+    with _database(settings) as ready:
+        raise typer.Exit(asyncio.run(main(ready)))
+
+
+@cli.command()
+def replay(
+    event_id: Annotated[
+        str | None, typer.Argument(help="A webhook_event_id to apply again")
+    ] = None,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Apply every failed event again")
+    ] = False,
+) -> None:
+    """Apply stored webhook events again (one by id, or all failed ones)."""
+    import uuid
+
+    from sqlalchemy import select
+
+    from app.db import create_engine, session_factory
+    from app.models import WebhookEvent
+    from app.webhooks.retry import replay as replay_event
+
+    if (event_id is None) == (not failed):
+        console.print("give either an EVENT_ID or --failed")
+        raise typer.Exit(2)
+    settings = _settings()
+    refresh = settings.api_mode == "api"
+
+    async def main(ready: Settings) -> int:
+        assert ready.database_url is not None
+        engine = create_engine(ready.database_url, pool_size=2)
+        sessions = session_factory(engine)
+        try:
+            async with sessions() as session:
+                if event_id is not None:
+                    ids = [uuid.UUID(event_id)]
+                else:
+                    query = select(WebhookEvent.webhook_event_id).where(
+                        WebhookEvent.status == "failed"
+                    )
+                    ids = list((await session.scalars(query)).all())
+            bad = 0
+            for one in ids:
+                async with sessions() as session:
+                    event = await replay_event(session, one, refresh=refresh)
+                    await session.commit()
+                status = event.status if event else "not found"
+                bad += status != "applied"
+                console.print(f"{one}: {status}", highlight=False)
+            return 1 if bad else 0
+        finally:
+            await engine.dispose()
+
+    with _database(settings) as ready:
+        raise typer.Exit(asyncio.run(main(ready)))
+
+
+@cli.command("leap-sim")
+def leap_sim(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8900,
+    meters: Annotated[int, typer.Option(help="Meters in the generated portfolio")] = 10_000,
+    groups: Annotated[int, typer.Option(help="Market groups")] = 40,
+    seed: Annotated[int, typer.Option(help="Seed of the portfolio")] = 1,
+    time_factor: Annotated[
+        float, typer.Option(help="Scale of Leap's retry schedule (0.001: 1 min -> 60 ms)")
+    ] = 1.0,
+    receiver_url: Annotated[
+        str | None, typer.Option(help="Subscribe this receiver to every event type")
+    ] = None,
+    receiver_secret: Annotated[
+        str | None, typer.Option(help="Secret sent in X-Webhook-Secret to the receiver")
+    ] = None,
+) -> None:
+    """Run the fake Leap (API key from LEAP_SIM_API_KEY, default `sim-key`)."""
+    from app.leap_sim.server import run
+
+    headers = {"X-Webhook-Secret": receiver_secret} if receiver_secret else None
+    run(
+        host=host,
+        port=port,
+        meters=meters,
+        groups=groups,
+        seed=seed,
+        time_factor=time_factor,
+        receiver_url=receiver_url,
+        receiver_headers=headers,
+    )
 
 
 @cli.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +16,8 @@ from app.groups.endpoints import router as groups_router
 from app.health import router as health_router
 from app.meters.endpoints import router as meters_router
 from app.partners.endpoints import router as partners_router
+from app.sync.endpoints import router as sync_router
+from app.sync.worker import Worker
 from app.webhooks.endpoints import receive_webhook
 from app.webhooks.endpoints import router as webhooks_router
 from app.webhooks.service import Inbox
@@ -31,13 +34,14 @@ TAGS = [
     {"name": "meters", "description": "Meters, their enrollment and participation."},
     {"name": "groups", "description": "Market-group rosters per trade date."},
     {"name": "partners", "description": "Partner records by partner_reference."},
+    {"name": "sync", "description": "Reconciliation with Leap's API."},
     {"name": "ops", "description": "Event log and operations (scope `ops`)."},
     {"name": "webhooks", "description": "Leap's webhook deliveries."},
     {"name": "health", "description": "Probes."},
 ]
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
     if settings.database_url is None:
         raise ValueError("create_app needs a database URL (the CLI starts the embedded one)")
     database_url = settings.database_url
@@ -49,9 +53,18 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
         app.state.inbox = Inbox(engine, app.state.sessions, raw_pool)
+        stop = asyncio.Event()
+        worker = (
+            asyncio.create_task(Worker(settings, engine, app.state.sessions).run(stop))
+            if run_worker
+            else None
+        )
         try:
             yield
         finally:
+            stop.set()
+            if worker is not None:
+                await worker
             await raw_pool.close()
             await engine.dispose()
 
@@ -67,7 +80,15 @@ def create_app(settings: Settings) -> FastAPI:
         secret.get_secret_value().encode("utf-8") for secret in settings.leap_webhook_secrets
     ]
     problems.install(app)
-    for router in (webhooks_router, meters_router, partners_router, groups_router, health_router):
+    routers = (
+        webhooks_router,
+        meters_router,
+        partners_router,
+        groups_router,
+        sync_router,
+        health_router,
+    )
+    for router in routers:
         app.include_router(router)
     # The receiver is served by a plain Starlette route placed first, skipping FastAPI's
     # per-request dependency machinery it does not use (measured: ~15% of its CPU). The

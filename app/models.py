@@ -98,8 +98,11 @@ class Meter(Base):
     load_zone: Mapped[str | None] = mapped_column(Text)
     leap_meter: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     leap_enrollment: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    # Leap's audit.updated_at of the newest fetched record: older records never overwrite.
+    # Leap's audit.updated_at of the newest fetched records: older records never overwrite.
     leap_updated_at: Mapped[datetime | None] = mapped_column(TZ)
+    leap_enrollment_updated_at: Mapped[datetime | None] = mapped_column(TZ)
+    # The last full reconciliation run that saw this meter in Leap's answer.
+    seen_run_id: Mapped[int | None] = mapped_column(BigInteger)
     is_archived: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     archived_at: Mapped[datetime | None] = mapped_column(TZ)
     first_seen_at: Mapped[datetime] = _now()
@@ -222,4 +225,33 @@ class Job(Base):
             postgresql_nulls_not_distinct=True,
         ),
         Index("ix_jobs_claim", "run_after", "id", postgresql_where=text("status = 'queued'")),
+    )
+
+
+class SyncRun(Base):
+    """One reconciliation with Leap's API; its progress is stored so a killed run resumes."""
+
+    __tablename__ = "sync_runs"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    mode: Mapped[str] = mapped_column(Text, nullable=False)  # delta | full
+    # queued | running | succeeded | failed
+    status: Mapped[str] = mapped_column(Text, nullable=False)
+    trigger: Mapped[str] = mapped_column(Text, nullable=False)  # schedule | request | cli
+    # Delta runs: Leap's last_modified_date_time filter used for every page.
+    modified_since: Mapped[datetime | None] = mapped_column(TZ)
+    phase: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'meters'"))
+    page_token: Mapped[str | None] = mapped_column(Text)
+    pages: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    meters: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    errors: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    error: Mapped[str | None] = mapped_column(Text)
+    requested_at: Mapped[datetime] = _now()
+    started_at: Mapped[datetime | None] = mapped_column(TZ)
+    finished_at: Mapped[datetime | None] = mapped_column(TZ)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(TZ)
+
+    __table_args__ = (
+        Index("ix_sync_runs_mode_status_id", "mode", "status", "id"),
+        Index("ix_sync_runs_status_id", "status", "id"),
     )

@@ -30,11 +30,15 @@ from app.db import create_engine, session_factory
 from app.main import create_app
 from app.migrate import upgrade_to_head
 
+ROOT = Path(__file__).resolve().parents[1]
 WEBHOOK_SECRET = "test-secret-one"
 WEBHOOK_SECRET_2 = "test-secret-two"
 READ_KEY = "read-key-123"
 OPS_KEY = "ops-key-456"
-TABLES = "group_memberships, jobs, market_groups, meters, partner_events, partners, webhook_events"
+TABLES = (
+    "group_memberships, jobs, market_groups, meters, partner_events, partners, sync_runs, "
+    "webhook_events"
+)
 
 
 def _server_url() -> tuple[str, Any]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -39,3 +42,17 @@ async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
 async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
     async with engine.connect() as conn:
         return list((await conn.execute(text(sql), params)).all())
+
+
+async def eventually(
+    check: Callable[[], bool | Awaitable[bool]], within: float = 20, interval: float = 0.1
+) -> bool:
+    """Poll `check` until it holds or `within` seconds pass; returns its last answer."""
+    deadline = time.monotonic() + within
+    while True:
+        result = check()
+        if not isinstance(result, bool):
+            result = await result
+        if result or time.monotonic() >= deadline:
+            return result
+        await asyncio.sleep(interval)

@@ -12,8 +12,10 @@ from fastapi.responses import JSONResponse
 
 from app.auth import OpsScope, secret_matches
 from app.db import SessionDep
+from app.deps import SettingsDep
 from app.problems import Problem, problem_response, problem_responses
 from app.webhooks import repository
+from app.webhooks.retry import replay
 from app.webhooks.schemas import ReceiptOut
 from app.webhooks.service import Rejected, Unavailable, receive
 from app.webhooks.views import EventDetail, EventPage, event_detail, event_page
@@ -145,6 +147,26 @@ async def get_webhook_event(
     webhook_event_id: uuid.UUID, session: SessionDep, _: OpsScope
 ) -> EventDetail:
     event = await repository.get(session, webhook_event_id)
+    if event is None:
+        raise Problem(404, "no webhook event with this id")
+    return event_detail(event)
+
+
+@router.post(
+    "/v1/webhook-events/{webhook_event_id}/replay",
+    tags=["ops"],
+    summary="Apply a stored webhook event again",
+    description=(
+        "Re-applies the stored body (meant for failed or dead events). The answer is the "
+        "event afterwards: `applied`, or still `failed`/`dead` with the error. Scope `ops`."
+    ),
+    response_model=EventDetail,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def replay_webhook_event(
+    webhook_event_id: uuid.UUID, session: SessionDep, settings: SettingsDep, _: OpsScope
+) -> EventDetail:
+    event = await replay(session, webhook_event_id, refresh=settings.api_mode == "api")
     if event is None:
         raise Problem(404, "no webhook event with this id")
     return event_detail(event)

@@ -1,0 +1,53 @@
+"""Reconciliation status and runs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.auth import OpsScope, ReadScope
+from app.db import SessionDep
+from app.deps import SettingsDep
+from app.problems import Problem, problem_responses
+from app.sync import queries
+from app.sync.runs import request_run
+from app.sync.schemas import RunOut, RunRequest, SyncStatus
+
+router = APIRouter(prefix="/v1/sync", tags=["sync"])
+
+
+@router.get(
+    "/status",
+    summary="Webhook and reconciliation health",
+    description="Mode, last event received, last (full) run, lag, queue and failed events.",
+    response_model=SyncStatus,
+    responses=problem_responses(401, 403),
+)
+async def get_status(session: SessionDep, settings: SettingsDep, _: ReadScope) -> SyncStatus:
+    return await queries.status(session, settings)
+
+
+@router.post(
+    "/runs",
+    summary="Request a reconciliation run",
+    description="Queues a delta or full run for the leader worker. Scope `ops`.",
+    status_code=202,
+    response_model=RunOut,
+    responses=problem_responses(401, 403, 409, 422),
+)
+async def post_run(
+    body: RunRequest, session: SessionDep, settings: SettingsDep, _: OpsScope
+) -> RunOut:
+    if settings.api_mode != "api":
+        raise Problem(409, "webhook-only mode: set LEAP_API_KEY to reconcile with Leap's API")
+    return RunOut.model_validate(await request_run(session, body.mode, "request"))
+
+
+@router.get(
+    "/runs",
+    summary="Recent reconciliation runs",
+    description="The last 50 runs, newest first. Scope `ops`.",
+    response_model=list[RunOut],
+    responses=problem_responses(401, 403),
+)
+async def list_runs(session: SessionDep, _: OpsScope) -> list[RunOut]:
+    return await queries.recent_runs(session)

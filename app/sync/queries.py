@@ -1,0 +1,58 @@
+"""Read side for reconciliation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.models import Job, SyncRun, WebhookEvent
+from app.sync.runs import last_run
+from app.sync.schemas import RunOut, SyncStatus
+
+
+def _out(run: SyncRun | None) -> RunOut | None:
+    return RunOut.model_validate(run) if run is not None else None
+
+
+async def status(session: AsyncSession, settings: Settings) -> SyncStatus:
+    now = datetime.now(UTC)
+    last_event = await session.scalar(
+        select(WebhookEvent.received_at).order_by(WebhookEvent.seq.desc()).limit(1)
+    )
+    succeeded = await last_run(session, status="succeeded")
+    result = await session.execute(
+        select(WebhookEvent.status, func.count())
+        .where(WebhookEvent.status.in_(("failed", "dead")))
+        .group_by(WebhookEvent.status)
+    )
+    counts: dict[str, int] = {status: count for status, count in result}
+    queued = await session.scalar(select(func.count()).where(Job.status == "queued"))
+    api = settings.api_mode == "api"
+    return SyncStatus(
+        mode=settings.api_mode,
+        detail=(
+            "reconciling with Leap's API"
+            if api
+            else "webhook-only: LEAP_API_KEY is unset, so no enrichment and no reconciliation"
+        ),
+        last_event_received_at=last_event,
+        seconds_since_last_event=(now - last_event).total_seconds() if last_event else None,
+        last_run=_out(await last_run(session)),
+        last_full_run=_out(await last_run(session, "full")),
+        lag_seconds=(
+            (now - succeeded.started_at).total_seconds()
+            if succeeded is not None and succeeded.started_at is not None
+            else None
+        ),
+        queued_jobs=int(queued or 0),
+        failed_events=int(counts.get("failed", 0)),
+        dead_events=int(counts.get("dead", 0)),
+    )
+
+
+async def recent_runs(session: AsyncSession, limit: int = 50) -> list[RunOut]:
+    result = await session.scalars(select(SyncRun).order_by(SyncRun.id.desc()).limit(limit))
+    return [RunOut.model_validate(r) for r in result]

@@ -1,0 +1,249 @@
+"""Reconciliation runs: walk Leap's meter and enrollment searches and store every page.
+
+A delta run asks for records modified since the last successful run started (minus an
+overlap for clock skew); a full run asks for everything, then archives the meters Leap
+no longer returned (never deletes them). Each page is stored in the same transaction as
+the run's progress (page count and the token of the next page), so a run killed at any
+moment resumes after the last stored page and stores no page twice. A run with a failed
+page ends `failed`, never `succeeded`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.models import SyncRun
+from app.sync import records
+from app.sync.client import LeapAuthError, LeapClient, LeapError
+from app.sync.leap_models import MeterFilter
+
+log = logging.getLogger("meter_sync.sync")
+
+Mode = Literal["delta", "full"]
+OVERLAP = timedelta(minutes=5)
+PAGE_SIZE = 500
+PHASES = ("meters", "enrollments", "archive", "done")
+Progress = Callable[[SyncRun], None]
+
+_ARCHIVE_UNSEEN = text(
+    """
+    UPDATE meters SET is_archived = true, archived_at = now(), updated_at = now()
+    WHERE NOT is_archived AND seen_run_id IS DISTINCT FROM :run_id AND first_seen_at < :started
+    """
+)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def request_run(session: AsyncSession, mode: Mode, trigger: str) -> SyncRun:
+    """Queue a run for the leader worker (flush only; the caller commits)."""
+    run = SyncRun(mode=mode, status="queued", trigger=trigger)
+    session.add(run)
+    await session.flush()
+    return run
+
+
+async def last_run(
+    session: AsyncSession, mode: Mode | None = None, status: str | None = None
+) -> SyncRun | None:
+    query = select(SyncRun).order_by(SyncRun.id.desc()).limit(1)
+    if mode is not None:
+        query = query.where(SyncRun.mode == mode)
+    if status is not None:
+        query = query.where(SyncRun.status == status)
+    return (await session.scalars(query)).first()
+
+
+async def next_run(session: AsyncSession) -> SyncRun | None:
+    """An interrupted run to resume first, else the oldest queued one."""
+    for status in ("running", "queued"):
+        run = (
+            await session.scalars(
+                select(SyncRun).where(SyncRun.status == status).order_by(SyncRun.id).limit(1)
+            )
+        ).first()
+        if run is not None:
+            return run
+    return None
+
+
+FAILED_RUN_PAUSE = timedelta(seconds=60)
+
+
+async def due_mode(
+    session: AsyncSession, delta_every: timedelta, full_every: timedelta, now: datetime
+) -> Mode | None:
+    """Which scheduled run is due now, if any (a full run also counts as a delta).
+
+    After a failed run the schedule waits a little (or the interval, if shorter), so a
+    lasting failure such as a revoked key does not start run after run.
+    """
+    latest_any = await last_run(session)
+    pause = min(FAILED_RUN_PAUSE, delta_every)
+    if (
+        latest_any is not None
+        and latest_any.status == "failed"
+        and latest_any.finished_at is not None
+        and now - latest_any.finished_at < pause
+    ):
+        return None
+    full = await last_run(session, "full", "succeeded")
+    if full is None or full.started_at is None or now - full.started_at >= full_every:
+        return "full"
+    latest = await last_run(session, status="succeeded")
+    if latest is None or latest.started_at is None or now - latest.started_at >= delta_every:
+        return "delta"
+    return None
+
+
+async def _start(session: AsyncSession, run: SyncRun) -> None:
+    if run.status == "running":
+        log.info("resuming sync run", extra={"run_id": run.id, "phase": run.phase})
+        return
+    run.status = "running"
+    run.started_at = run.heartbeat_at = utc_now()
+    if run.mode == "delta":
+        previous = await last_run(session, status="succeeded")
+        if previous is None or previous.started_at is None:
+            run.mode = "full"  # nothing to be a delta of yet
+        else:
+            run.modified_since = previous.started_at - OVERLAP
+
+
+async def _finish(
+    session: AsyncSession, run: SyncRun, status: str, error: str | None = None
+) -> None:
+    run.status = status
+    run.error = error
+    run.finished_at = utc_now()
+    if status == "failed":
+        run.errors += 1
+    await session.commit()
+
+
+async def execute(
+    sessions: async_sessionmaker[AsyncSession],
+    client: LeapClient,
+    run_id: int,
+    progress: Progress | None = None,
+) -> SyncRun:
+    """Run (or resume) one reconciliation to its end; returns the final run record."""
+    async with sessions() as session:
+        run = await session.get(SyncRun, run_id, with_for_update=True)
+        if run is None:
+            raise LookupError(f"no sync run {run_id}")
+        await _start(session, run)
+        await session.commit()
+        base = MeterFilter(page_size=PAGE_SIZE, last_modified_date_time=run.modified_since)
+        try:
+            while run.phase != "done":
+                if run.phase == "meters":
+                    await _walk_meters(session, run, client, base, progress)
+                elif run.phase == "enrollments":
+                    await _walk_enrollments(session, run, client, base, progress)
+                else:
+                    if run.mode == "full":
+                        assert run.started_at is not None
+                        await session.execute(
+                            _ARCHIVE_UNSEEN, {"run_id": run.id, "started": run.started_at}
+                        )
+                    _advance(run)
+                    await session.commit()
+        except LeapAuthError as exc:
+            await session.rollback()
+            await _finish(session, run, "failed", f"Leap refused the API key: {exc}")
+            raise
+        except LeapError as exc:
+            await session.rollback()
+            await _finish(session, run, "failed", f"page failed after retries: {exc}")
+            return run
+        await _finish(session, run, "succeeded")
+        log.info(
+            "sync run finished",
+            extra={"run_id": run.id, "mode": run.mode, "pages": run.pages, "meters": run.meters},
+        )
+        return run
+
+
+def _advance(run: SyncRun) -> None:
+    run.phase = PHASES[PHASES.index(run.phase) + 1]
+    run.page_token = None
+
+
+def _page_stored(run: SyncRun, stored: int, next_token: str | None) -> None:
+    """Progress written in the page's own transaction: the last page also ends the phase,
+    so a resumed run never walks a finished phase again."""
+    run.pages += 1
+    run.meters += stored
+    run.heartbeat_at = utc_now()
+    if next_token is None:
+        _advance(run)
+    else:
+        run.page_token = next_token
+
+
+async def _walk_meters(
+    session: AsyncSession,
+    run: SyncRun,
+    client: LeapClient,
+    base: MeterFilter,
+    progress: Progress | None,
+) -> None:
+    seen_by = run.id if run.mode == "full" else None
+    async for page in client.iter_meter_pages(base.with_page_token(run.page_token)):
+        stored = await records.store_meters(session, page.meters, seen_by)
+        _page_stored(run, stored, page.next_page_token)
+        await session.commit()
+        if progress is not None:
+            progress(run)
+
+
+async def _walk_enrollments(
+    session: AsyncSession,
+    run: SyncRun,
+    client: LeapClient,
+    base: MeterFilter,
+    progress: Progress | None,
+) -> None:
+    async for page in client.iter_enrollment_pages(base.with_page_token(run.page_token)):
+        await records.store_enrollments(session, page.meters)
+        _page_stored(run, 0, page.next_page_token)
+        await session.commit()
+        if progress is not None:
+            progress(run)
+
+
+async def wait_for(
+    sessions: async_sessionmaker[AsyncSession],
+    run_id: int,
+    progress: Progress | None = None,
+    poll_s: float = 1.0,
+) -> SyncRun:
+    """Follow a run another process executes until it ends."""
+    while True:
+        async with sessions() as session:
+            run = await session.get(SyncRun, run_id)
+            if run is None:
+                raise LookupError(f"no sync run {run_id}")
+            if progress is not None:
+                progress(run)
+            if run.status in ("succeeded", "failed"):
+                return run
+        await asyncio.sleep(poll_s)
+
+
+async def mark_interrupted(session: AsyncSession, run_id: int, reason: str) -> None:
+    await session.execute(
+        update(SyncRun)
+        .where(SyncRun.id == run_id, SyncRun.status == "running")
+        .values(status="failed", error=reason, finished_at=utc_now())
+    )
