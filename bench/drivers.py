@@ -83,7 +83,7 @@ async def with_psycopg(url: str, events: int, concurrency: int) -> dict[str, flo
     async def execute(i: int) -> None:
         conn = await free.get()
         try:
-            cursor = await conn.execute(sql, params(i))  # type: ignore[arg-type]
+            cursor = await conn.execute(sql, params(i))
             await cursor.fetchone()
         finally:
             free.put_nowait(conn)
