@@ -13,8 +13,8 @@ from app.partners import queries
 from app.partners.schemas import PartnerOut
 from app.problems import problem_responses
 
-# Leap's reference pattern, minus control characters PostgreSQL text cannot hold.
-STORABLE_REFERENCE = r"^[^/\\?\]\[{}!#$%^&*()<>|\x00-\x1f]{3,256}$"
+# Leap's reference pattern, minus NUL (which PostgreSQL text cannot hold).
+STORABLE_REFERENCE = r"^[^/\\?\]\[{}!#$%^&*()<>|\x00]{3,256}$"
 
 router = APIRouter(prefix="/v1/partner-references", tags=["partners"])
 
