@@ -1,0 +1,126 @@
+"""Read latency at scale: 1,000,000 meters loaded in bulk, then lookups over HTTP.
+
+Run: .venv/bin/python -m bench.lookups [--meters 1000000] [--requests 2000]
+
+Loads N meters (with a Leap record each), their partner records and a 100k-member market
+group with SQL, then measures, from one client in another process, the latency of:
+meter by id, partner by reference, a filtered /v1/meters page, and the 100k roster.
+Goals: lookups p99 < 5 ms; roster < 300 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+
+import httpx
+import psycopg
+
+from bench.common import OPS_KEY, fresh_database, machine, serve, today
+
+GROUP = "406720c2-0175-4137-9ff1-1641702292d4"
+REGIONS = ["CAISO", "ERCOT", "NYISO", "PJM", "ISONE", "SERC", "WECC_SW", "WECC_PC"]
+
+LOAD = [
+    """
+    INSERT INTO partners (partner_reference)
+    SELECT 'site-' || i FROM generate_series(1, %(n)s) AS i
+    """,
+    """
+    INSERT INTO meters (meter_id, partner_reference, transmission_region, meter_type,
+                        enrollment_status, utility_name, load_zone, leap_meter,
+                        leap_updated_at)
+    SELECT ('00000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid,
+           'site-' || i,
+           (ARRAY['CAISO','ERCOT','NYISO','PJM','ISONE','SERC','WECC_SW','WECC_PC'])[1 + i %% 8],
+           'UTILITY_METER',
+           (ARRAY['ACTIVE','ELIGIBLE','PENDING','INELIGIBLE'])[1 + i %% 4],
+           'UTILITY_' || (i %% 40), 'ZONE_' || (i %% 25),
+           jsonb_build_object('meter_id', i,
+                              'site', jsonb_build_object('load_zone', 'ZONE_' || (i %% 25)),
+                              'utility',
+                              jsonb_build_object('utility_name', 'UTILITY_' || (i %% 40)),
+                              'customer', jsonb_build_object('end_customer_name', 'Customer ' || i,
+                                                             'street_1', i || ' Main St',
+                                                             'city', 'Springfield')),
+           now() - (i %% 1000) * interval '1 minute'
+    FROM generate_series(1, %(n)s) AS i
+    """,
+    """
+    INSERT INTO market_groups (market_group_id, name) VALUES (%(group)s, 'BENCH_GROUP')
+    """,
+    """
+    INSERT INTO group_memberships (market_group_id, window_start, window_end, source, meter_id, seq)
+    SELECT %(group)s, '2024-10-01T07:00:00Z', '2024-10-31T07:00:00Z', 'webhook',
+           ('00000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, 1
+    FROM generate_series(1, 100000) AS i
+    """,
+    "ANALYZE",
+]
+
+
+def timed(client: httpx.Client, url: str, **params: object) -> float:
+    started = time.perf_counter()
+    response = client.get(url, params=params or None)
+    elapsed = time.perf_counter() - started
+    if response.status_code != 200:
+        raise RuntimeError(f"{url}: {response.status_code} {response.text[:200]}")
+    return elapsed
+
+
+def summary(name: str, samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p50 = ordered[len(ordered) // 2] * 1000
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+    return f"  {name:<28} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   ({len(samples)} requests)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--meters", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=2000)
+    args = parser.parse_args()
+    rng = random.Random(7)
+    with fresh_database("bench_lookups") as url:
+        started = time.perf_counter()
+        with psycopg.connect(url.replace("+asyncpg", ""), autocommit=True) as conn:
+            for statement in LOAD:
+                conn.execute(statement, {"n": args.meters, "group": GROUP})
+        load_s = time.perf_counter() - started
+        with serve(url) as service:
+            client = httpx.Client(
+                base_url=service.url, headers={"Authorization": f"Bearer {OPS_KEY}"}, timeout=30
+            )
+            ids = [rng.randint(1, args.meters) for _ in range(args.requests)]
+            for i in ids[:200]:  # warm-up
+                timed(client, f"/v1/meters/00000000-0000-4000-8000-{i:012d}")
+            by_id = [timed(client, f"/v1/meters/00000000-0000-4000-8000-{i:012d}") for i in ids]
+            by_ref = [timed(client, f"/v1/partner-references/site-{i}") for i in ids]
+            listing = [
+                timed(
+                    client,
+                    "/v1/meters",
+                    transmission_region=rng.choice(REGIONS),
+                    enrollment_status="ACTIVE",
+                    limit=100,
+                )
+                for _ in range(min(args.requests, 500))
+            ]
+            roster = [
+                timed(client, f"/v1/groups/{GROUP}/meters", trade_date="2024-10-15", limit=100_000)
+                for _ in range(5)
+            ]
+    print(f"{today()} | {machine()} | {args.meters} meters loaded in {load_s:.0f} s")
+    print(summary("meter by id", by_id))
+    print(summary("partner by reference", by_ref))
+    print(summary("filtered /v1/meters page", listing))
+    print(
+        f"  {'roster of 100k (one page)':<28} median {statistics.median(roster) * 1000:7.0f} ms"
+        f"   max {max(roster) * 1000:7.0f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
