@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.routing import Route
 
 from app import problems
@@ -15,6 +16,8 @@ from app.db import create_engine, create_raw_pool, session_factory
 from app.groups.endpoints import router as groups_router
 from app.health import router as health_router
 from app.meters.endpoints import router as meters_router
+from app.metrics import DatabaseGauges
+from app.metrics import router as metrics_router
 from app.partners.endpoints import router as partners_router
 from app.sync.endpoints import router as sync_router
 from app.sync.worker import Worker
@@ -53,6 +56,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
         app.state.inbox = Inbox(engine, app.state.sessions, raw_pool)
+        app.state.metrics_gauges = DatabaseGauges(engine, settings.api_mode)
         stop = asyncio.Event()
         worker = (
             asyncio.create_task(Worker(settings, engine, app.state.sessions).run(stop))
@@ -68,7 +72,9 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
             await raw_pool.close()
             await engine.dispose()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc assets are served by the app itself, not from a CDN: ops may
+    # open /docs where the service runs, with no internet access.
+    app = FastAPIOffline(
         title="meter-sync",
         version="0.1.0",
         description=DESCRIPTION,
@@ -87,6 +93,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
         groups_router,
         sync_router,
         health_router,
+        metrics_router,
     )
     for router in routers:
         app.include_router(router)
