@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import signal
 from collections.abc import Iterator
@@ -51,14 +50,6 @@ def _database(settings: Settings) -> Iterator[Settings]:
         server.stop()
 
 
-def _tune_gc() -> None:
-    """Fewer, cheaper collections: start-up objects are frozen out of every collection and
-    young-generation passes run less often (measured in docs/benchmarks.md: lower p99)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 50, 100)
-
-
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
@@ -68,35 +59,72 @@ def serve(
     ] = False,
     ssl_certfile: Annotated[str | None, typer.Option(help="TLS certificate (PEM)")] = None,
     ssl_keyfile: Annotated[str | None, typer.Option(help="TLS private key (PEM)")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes")] = 1,
 ) -> None:
     """Serve the API and the webhook receiver (with the worker unless --no-worker)."""
     import uvicorn
 
-    from app.main import create_app
+    from app.main import create_app, tune_gc
+    from app.metrics import reset_multiprocess_dir
 
     settings, notes = ensure_credentials(_settings())
     logs.configure(settings.log_level)
+    if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(settings.state_dir.resolve() / "metrics")
+    reset_multiprocess_dir()
     for line in notes:
         console.print(line, highlight=False, soft_wrap=True)
     with _database(settings) as ready:
-        app = create_app(ready, run_worker=not no_worker)
         console.print(f"meter-sync on http{'s' if ssl_certfile else ''}://{host}:{port}")
-        _tune_gc()
+        common: dict[str, object] = {
+            "host": host,
+            "port": port,
+            "log_config": None,
+            "access_log": False,
+            "ssl_certfile": ssl_certfile,
+            "ssl_keyfile": ssl_keyfile,
+            "timeout_graceful_shutdown": 20,
+        }
+        if workers == 1:
+            app = create_app(ready, run_worker=not no_worker)
+            tune_gc()
+            uvicorn.run(app, **common)  # type: ignore[arg-type]
+            return
+        # Each process builds its app from the environment: hand it the resolved values.
+        os.environ.update(_environment_for_children(ready, run_worker=not no_worker))
         uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            ssl_certfile=ssl_certfile,
-            ssl_keyfile=ssl_keyfile,
-            timeout_graceful_shutdown=20,
+            "app.main:app_from_environment",
+            factory=True,
+            workers=workers,
+            **common,  # type: ignore[arg-type]
         )
 
 
+def _environment_for_children(settings: Settings, *, run_worker: bool) -> dict[str, str]:
+    assert settings.database_url is not None
+    secrets = ",".join(s.get_secret_value() for s in settings.leap_webhook_secrets)
+    keys = ",".join(f"{k.scope}:{k.key.get_secret_value()}" for k in settings.api_keys)
+    return {
+        "DATABASE_URL": settings.database_url,
+        "LEAP_WEBHOOK_SECRETS": secrets,
+        "API_KEYS": keys,
+        "METER_SYNC_RUN_WORKER": "1" if run_worker else "0",
+    }
+
+
 @cli.command()
-def worker() -> None:
-    """Run the worker alone: enrichment, event retries and scheduled reconciliation."""
+def worker(
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve /metrics and /healthz on this port (default: off)")
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Interface for --metrics-port")] = "127.0.0.1",
+) -> None:
+    """Run the worker alone: enrichment, event retries and scheduled reconciliation.
+
+    SIGTERM or SIGINT stops it: work in hand gets a few seconds to finish, then jobs go
+    back to the queue and a reconciliation run resumes later from its stored progress.
+    """
+    from app import metrics
     from app.db import create_engine, session_factory
     from app.sync.worker import Worker
 
@@ -110,9 +138,17 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        server = None
+        if metrics_port is not None:
+            app = metrics.worker_app(engine, ready.api_mode)
+            server = metrics.embedded_server(app, metrics_host, metrics_port)
+            serving = asyncio.create_task(server.serve())
         try:
             await Worker(ready, engine, session_factory(engine)).run(stop)
         finally:
+            if server is not None:
+                server.should_exit = True
+                await serving
             await engine.dispose()
 
     with _database(settings) as ready:

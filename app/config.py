@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024**3)
     sync_interval_seconds: int = Field(default=900, ge=1)
     full_sync_interval_seconds: int = Field(default=86400, ge=1)
+    # Webhook event bodies are pruned after this many days; the rows (ids, hashes,
+    # statuses) stay, so a late redelivery is still recognised as a duplicate.
+    event_retention_days: int = Field(default=30, ge=1, le=36500)
     market_timezones: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=lambda: dict(DEFAULT_MARKET_TIMEZONES)
     )
@@ -136,6 +139,7 @@ class Settings(BaseSettings):
             "WEBHOOK_MAX_BODY_BYTES": str(self.webhook_max_body_bytes),
             "SYNC_INTERVAL_SECONDS": str(self.sync_interval_seconds),
             "FULL_SYNC_INTERVAL_SECONDS": str(self.full_sync_interval_seconds),
+            "EVENT_RETENTION_DAYS": str(self.event_retention_days),
             "MARKET_TIMEZONES": ",".join(f"{r}={z}" for r, z in self.market_timezones.items()),
             "STATE_DIR": str(self.state_dir),
             "LOG_LEVEL": self.log_level,

@@ -6,15 +6,36 @@ import asyncio
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
 
 from app.migrate import current_revision, head_revision
-from app.problems import problem_response
+from app.problems import problem_response, problem_responses
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="The process is alive")
+class Alive(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
+    status: str
+
+
+class Ready(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"status": "ready", "migration": "0003"}]}
+    )
+
+    status: str
+    migration: str
+
+
+@router.get(
+    "/healthz",
+    summary="The process is alive",
+    description="Liveness probe: answers without touching the database. No API key needed.",
+    response_model=Alive,
+)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -22,7 +43,12 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="PostgreSQL is reachable and migrated to head",
-    responses={503: {"description": "Not ready"}},
+    description=(
+        "Readiness probe: 200 once PostgreSQL answers within 3 s and its schema is at the "
+        "newest migration this build ships; 503 (problem+json) otherwise. No API key needed."
+    ),
+    response_model=Ready,
+    responses=problem_responses(503),
 )
 async def readyz(request: Request) -> JSONResponse:
     engine = request.app.state.engine

@@ -82,6 +82,8 @@ class Meter(Base):
     partner_reference: Mapped[str | None] = mapped_column(
         Text, ForeignKey("partners.partner_reference"), index=True
     )
+    # The reference before the last write: how link history is told apart under concurrency.
+    previous_partner_reference: Mapped[str | None] = mapped_column(Text)
     transmission_region: Mapped[str | None] = mapped_column(Text)
     meter_type: Mapped[str | None] = mapped_column(Text)
     enrollment_status: Mapped[str | None] = mapped_column(Text)
@@ -114,6 +116,12 @@ class Meter(Base):
     __table_args__ = (
         Index("ix_meters_updated_at_meter_id", "updated_at", "meter_id"),
         Index("ix_meters_region_status", "transmission_region", "enrollment_status"),
+        # GET /v1/meters filters, in its meter_id order (migration 0003).
+        Index("ix_meters_transmission_region_meter_id", "transmission_region", "meter_id"),
+        Index("ix_meters_utility_name_meter_id", "utility_name", "meter_id"),
+        Index("ix_meters_load_zone_meter_id", "load_zone", "meter_id"),
+        Index("ix_meters_enrollment_status_meter_id", "enrollment_status", "meter_id"),
+        Index("ix_meters_archived_meter_id", "meter_id", postgresql_where=text("is_archived")),
     )
 
 

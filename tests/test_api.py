@@ -60,6 +60,8 @@ async def test_ops_key_can_read(client: httpx.AsyncClient) -> None:
         f"/v1/meters/{events.CAISO_METER}/participation?from=2024-01-01&to=2026-01-01",
         f"/v1/meters/{events.CAISO_METER}/participation?from=9999-12-31",
         "/v1/groups/406720c2-0175-4137-9ff1-1641702292d4/meters?trade_date=0001-01-01",
+        "/v1/groups/406720c2-0175-4137-9ff1-1641702292d4/meters?trade_date=1e-77",
+        f"/v1/meters/{events.CAISO_METER}/participation?from=1717200000",
         "/v1/groups/406720c2-0175-4137-9ff1-1641702292d4/meters?limit=0",
         "/v1/groups/406720c2-0175-4137-9ff1-1641702292d4/meters?cursor=x",
         "/v1/partner-references/a%00bc",
@@ -115,7 +117,7 @@ async def test_probes(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["migration"] == "0002"
+    assert ready.json()["migration"] == "0004"
 
 
 async def test_openapi_documents_bearer_auth_and_every_operation(client: httpx.AsyncClient) -> None:

@@ -291,3 +291,29 @@ async def test_duplicate_ids_inside_one_roster_are_stored_once(
 ) -> None:
     await send(client, events.group_updated([METER, METER, METER]))
     assert await scalar(engine, "SELECT count(*) FROM group_memberships") == 1
+
+
+async def test_linking_a_known_unlinked_meter_records_one_link(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    await send(client, events.global_status(METER, "ELIGIBLE"))  # known, no reference
+    await send(client, events.meter_created(METER, "site-1"))
+    meter = (await client.get(f"/v1/meters/{METER}", headers=read_auth())).json()
+    assert meter["partner_reference"] == "site-1"
+    assert await rows(engine, "SELECT partner_reference, kind FROM partner_events") == [
+        ("site-1", "meter_linked")
+    ]
+
+
+async def test_concurrent_events_for_one_new_meter_link_it_once(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    import asyncio
+
+    payloads = [events.global_status(METER, "ELIGIBLE", partner_reference="site-1")] * 20
+    answers = await asyncio.gather(*(deliver(client, events.body(p)) for p in payloads))
+    assert {a.status_code for a in answers} == {202}
+    assert {a.json()["status"] for a in answers} == {"accepted"}
+    assert await rows(engine, "SELECT partner_reference, kind FROM partner_events") == [
+        ("site-1", "meter_linked")
+    ]

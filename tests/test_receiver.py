@@ -446,3 +446,17 @@ async def test_database_hanging_is_503_not_a_hang(database_url: str) -> None:
             assert response.status_code == 503
     finally:
         server.close()
+
+
+async def test_concurrent_deliveries_of_a_failing_event_store_one_failure(
+    client: httpx.AsyncClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("simulated bug in an effect")
+
+    monkeypatch.setattr("app.webhooks.repository.store_meter_event", broken)
+    content = events.body(events.meter_created())
+    answers = await asyncio.gather(*(deliver(client, content) for _ in range(10)))
+    outcomes = sorted(a.json()["status"] for a in answers)
+    assert outcomes == ["duplicate"] * 9 + ["failed"]
+    assert await stored(engine) == 1

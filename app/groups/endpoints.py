@@ -3,19 +3,36 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from app.auth import ReadScope
 from app.db import SessionDep
 from app.deps import SettingsDep
 from app.groups import queries
-from app.groups.schemas import RosterOut
+from app.groups.schemas import GroupsOut, RosterOut
+from app.params import IsoDate, QueryInt, single_valued
 from app.problems import problem_responses
 
-router = APIRouter(prefix="/v1/groups", tags=["groups"])
+router = APIRouter(prefix="/v1/groups", tags=["groups"], dependencies=[Depends(single_valued)])
+
+
+@router.get(
+    "",
+    summary="Market groups and their size on a trade date",
+    description=(
+        "Every market group with at least one meter on `trade_date` (default: today in "
+        "UTC's calendar), with its roster size: each meter counts in the one group that "
+        "wins its trade date, archived meters are left out, exactly as in the roster."
+    ),
+    response_model=GroupsOut,
+    responses=problem_responses(401, 403, 422),
+)
+async def list_groups(
+    session: SessionDep, settings: SettingsDep, _: ReadScope, trade_date: IsoDate | None = None
+) -> GroupsOut:
+    return await queries.group_counts(session, settings, trade_date)
 
 
 @router.get(
@@ -33,8 +50,8 @@ async def get_roster(
     session: SessionDep,
     settings: SettingsDep,
     _: ReadScope,
-    trade_date: date | None = None,
+    trade_date: IsoDate | None = None,
     cursor: uuid.UUID | None = None,
-    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+    limit: Annotated[QueryInt, Query(ge=1, le=100_000)] = 10_000,
 ) -> RosterOut:
     return await queries.roster(session, settings, market_group_id, trade_date, cursor, limit)

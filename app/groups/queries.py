@@ -9,9 +9,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.groups import repository
-from app.groups.schemas import RosterMember, RosterOut
+from app.groups.schemas import GroupCount, GroupsOut, RosterMember, RosterOut
 from app.groups.trade_dates import check_trade_date
 from app.problems import Problem
+
+
+def _trade_date(trade_date: date | None) -> date:
+    # Without a date, "today" is taken in UTC's calendar; pass trade_date to be exact.
+    day = trade_date or datetime.now(UTC).date()
+    try:
+        return check_trade_date(day)
+    except ValueError as exc:
+        raise Problem(422, str(exc)) from None
 
 
 async def roster(
@@ -24,12 +33,7 @@ async def roster(
 ) -> RosterOut:
     if not await repository.group_exists(session, group_id):
         raise Problem(404, "no market group with this id")
-    # Without a date, "today" is taken in UTC's calendar; pass trade_date to be exact.
-    day = trade_date or datetime.now(UTC).date()
-    try:
-        check_trade_date(day)
-    except ValueError as exc:
-        raise Problem(422, str(exc)) from None
+    day = _trade_date(trade_date)
     rows = await repository.roster(
         session, group_id, day, settings.market_timezones, after=cursor, limit=limit
     )
@@ -38,4 +42,17 @@ async def roster(
         trade_date=day,
         items=[RosterMember(meter_id=m, partner_reference=r) for m, r in rows],
         next_cursor=str(rows[-1][0]) if len(rows) == limit else None,
+    )
+
+
+async def group_counts(
+    session: AsyncSession, settings: Settings, trade_date: date | None
+) -> GroupsOut:
+    day = _trade_date(trade_date)
+    rows = await repository.counts(session, day, settings.market_timezones)
+    return GroupsOut(
+        trade_date=day,
+        items=[
+            GroupCount(market_group_id=g, market_group_name=n, meter_count=c) for g, n, c in rows
+        ],
     )

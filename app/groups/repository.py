@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -92,45 +93,95 @@ async def replace_window_members(
     await session.execute(_ADD, params)
 
 
-# The roster of a group on one trade date. A member's trade date starts at local midnight
-# in its own region's zone (meters not yet known use the zone of a known member). Among
-# the windows covering that instant for the same meter, the latest start wins (then the
-# later write), so a meter leaving May's group for June's is only in June's on June 1.
-_ROSTER = text(
-    """
-    WITH zones AS (
-        SELECT * FROM unnest(CAST(:regions AS text[]), CAST(:zones AS text[])) AS z(region, zone)
-    ), fallback AS (
-        SELECT COALESCE((
+# A meter's market group on trade date :day, in SQL (window_for() says the same in
+# Python). A member's trade date starts at local midnight in its own region's zone;
+# members not yet known, or in a region without a zone, use the zone of a known member of
+# the group (else UTC). Among the windows covering that instant for the same meter, the
+# latest start wins (then the later write), so a meter leaving May's group for June's is
+# only in June's on June 1. Every statement below binds :day, :regions and :zones.
+_ZONE_TABLE = "unnest(CAST(:regions AS text[]), CAST(:zones AS text[])) AS z(region, zone)"
+_ZONES = f"zones AS (SELECT * FROM {_ZONE_TABLE})"
+
+
+def _fallback_zone(group: str, zones: str = "zones z") -> str:
+    return f"""COALESCE((
             SELECT z.zone FROM group_memberships gm
             JOIN meters m ON m.meter_id = gm.meter_id
-            JOIN zones z ON z.region = m.transmission_region
-            WHERE gm.market_group_id = :group_id LIMIT 1
-        ), 'UTC') AS zone
-    ), candidates AS (
-        SELECT gm.meter_id, gm.window_start, gm.window_end, gm.seq, m.partner_reference,
-               CAST(:day AS date)::timestamp
-                 AT TIME ZONE COALESCE(z.zone, (SELECT zone FROM fallback)) AS day_start
-        FROM group_memberships gm
-        LEFT JOIN meters m ON m.meter_id = gm.meter_id
-        LEFT JOIN zones z ON z.region = m.transmission_region
-        WHERE gm.market_group_id = :group_id
-          AND gm.meter_id > :after
-          AND m.is_archived IS NOT TRUE
-    )
-    SELECT c.meter_id, c.partner_reference
-    FROM candidates c
-    WHERE c.window_start <= c.day_start AND c.day_start <= c.window_end
+            JOIN {zones} ON z.region = m.transmission_region
+            WHERE gm.market_group_id = {group} LIMIT 1
+        ), 'UTC')"""
+
+
+def _day_start(zone: str) -> str:
+    return f"CAST(:day AS date)::timestamp AT TIME ZONE {zone}"
+
+
+# Candidate row `c` (a membership with its meter's `day_start`) decides the meter's group.
+_DECIDES = """c.window_start <= c.day_start AND c.day_start <= c.window_end
       AND NOT EXISTS (
         SELECT 1 FROM group_memberships o
         WHERE o.meter_id = c.meter_id
           AND o.window_start <= c.day_start AND c.day_start <= o.window_end
           AND (o.window_start, o.seq) > (c.window_start, c.seq)
-      )
-    ORDER BY c.meter_id
-    LIMIT :limit
+      )"""
+
+
+def _members(where: str) -> str:
+    """CTEs ending in `members(meter_id, partner_reference)`: group :group_id on :day,
+    among its membership rows `gm` (joined to meters `m`) that match `where`."""
+    return f"""{_ZONES}, fallback AS (
+        SELECT {_fallback_zone(":group_id")} AS zone
+    ), candidates AS (
+        SELECT gm.meter_id, gm.window_start, gm.window_end, gm.seq, m.partner_reference,
+               {_day_start("COALESCE(z.zone, (SELECT zone FROM fallback))")} AS day_start
+        FROM group_memberships gm
+        LEFT JOIN meters m ON m.meter_id = gm.meter_id
+        LEFT JOIN zones z ON z.region = m.transmission_region
+        WHERE gm.market_group_id = :group_id AND {where}
+    ), members AS (
+        SELECT c.meter_id, c.partner_reference FROM candidates c WHERE {_DECIDES}
+    )"""
+
+
+_ROSTER = text(
+    f"""
+    WITH {_members("gm.meter_id > :after AND m.is_archived IS NOT TRUE")}
+    SELECT meter_id, partner_reference FROM members ORDER BY meter_id LIMIT :limit
     """
 )
+
+# Only windows near :day can cover its start in any zone (UTC-12 to UTC+14): a cheap
+# first cut, the exact test is _DECIDES.
+_NEAR_DAY = """gm.window_end >= (CAST(:day AS date) - 2)::timestamp AT TIME ZONE 'UTC'
+          AND gm.window_start <= (CAST(:day AS date) + 2)::timestamp AT TIME ZONE 'UTC'"""
+
+# Every group's roster size on :day (groups with no member that day are left out).
+_COUNTS = text(
+    f"""
+    WITH {_ZONES}, groups AS (
+        SELECT g.market_group_id, g.name, {_fallback_zone("g.market_group_id")} AS zone
+        FROM market_groups g
+    ), candidates AS (
+        SELECT gm.market_group_id, gm.meter_id, gm.window_start, gm.window_end, gm.seq,
+               {_day_start("COALESCE(z.zone, g.zone)")} AS day_start
+        FROM group_memberships gm
+        JOIN groups g ON g.market_group_id = gm.market_group_id
+        LEFT JOIN meters m ON m.meter_id = gm.meter_id
+        LEFT JOIN zones z ON z.region = m.transmission_region
+        WHERE m.is_archived IS NOT TRUE AND {_NEAR_DAY}
+    )
+    SELECT g.market_group_id, g.name, count(DISTINCT c.meter_id) AS meter_count
+    FROM candidates c JOIN groups g ON g.market_group_id = c.market_group_id
+    WHERE {_DECIDES}
+    GROUP BY g.market_group_id, g.name
+    ORDER BY g.name, g.market_group_id
+    """
+)
+
+
+def _zone_params(day: date, zones: Mapping[str, str]) -> dict[str, Any]:
+    return {"day": day, "regions": list(zones), "zones": list(zones.values())}
+
 
 _WINDOWS = text(
     """
@@ -155,16 +206,42 @@ async def roster(
 ) -> list[tuple[uuid.UUID, str | None]]:
     result = await session.execute(
         _ROSTER,
-        {
-            "group_id": group_id,
-            "day": day,
-            "regions": list(zones),
-            "zones": list(zones.values()),
-            "after": after or _NIL,
-            "limit": limit,
-        },
+        {"group_id": group_id, "after": after or _NIL, "limit": limit, **_zone_params(day, zones)},
     )
     return [(row.meter_id, row.partner_reference) for row in result]
+
+
+def in_group_on_day(group_id: uuid.UUID, day: date, zones: Mapping[str, str]) -> TextClause:
+    """A condition on the `meters` row of an enclosing query: the meter is in the group on
+    `day`, by the roster's rules (archived or not).
+
+    The first part only narrows to the group's windows near `day`, uncorrelated, so the
+    planner may start from a small group; the EXISTS decides per meter, so a page of a
+    large group looks only at the meters it walks, not at the whole roster.
+    """
+    zone = (
+        f"COALESCE((SELECT z.zone FROM {_ZONE_TABLE} WHERE z.region = meters.transmission_region),"
+        f" {_fallback_zone(':group_id', _ZONE_TABLE)})"
+    )
+    condition = f"""meters.meter_id IN (
+        SELECT gm.meter_id FROM group_memberships gm
+        WHERE gm.market_group_id = :group_id AND {_NEAR_DAY}
+    ) AND EXISTS (
+        SELECT 1 FROM (
+            SELECT gm.meter_id, gm.window_start, gm.window_end, gm.seq,
+                   {_day_start(zone)} AS day_start
+            FROM group_memberships gm
+            WHERE gm.meter_id = meters.meter_id AND gm.market_group_id = :group_id
+        ) c WHERE {_DECIDES}
+    )"""
+    return text(condition).bindparams(group_id=group_id, **_zone_params(day, zones))
+
+
+async def counts(
+    session: AsyncSession, day: date, zones: Mapping[str, str]
+) -> list[tuple[uuid.UUID, str | None, int]]:
+    result = await session.execute(_COUNTS, _zone_params(day, zones))
+    return [(row.market_group_id, row.name, row.meter_count) for row in result]
 
 
 async def group_exists(session: AsyncSession, group_id: uuid.UUID) -> bool:

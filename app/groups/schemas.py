@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+
+from app.openapi import NULL
 
 
 class RosterMember(BaseModel):
@@ -14,7 +16,62 @@ class RosterMember(BaseModel):
 
 
 class RosterOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "market_group_id": "406720c2-0175-4137-9ff1-1641702292d4",
+                    "trade_date": "2025-08-14",
+                    "items": [
+                        {
+                            "meter_id": "5b6c1f0e-8d2a-4b7e-9a51-3c9e2d7f4a10",
+                            "partner_reference": "acme-site-0042",
+                        },
+                        {
+                            "meter_id": "5b6c2a41-03d9-4f2c-8e77-0b4d1e9c6f25",
+                            "partner_reference": "acme-site-0043",
+                        },
+                    ],
+                    "next_cursor": NULL,
+                }
+            ]
+        }
+    )
+
     market_group_id: uuid.UUID
     trade_date: date
     items: list[RosterMember]
     next_cursor: str | None
+
+
+class GroupCount(BaseModel):
+    market_group_id: uuid.UUID
+    market_group_name: str | None
+    meter_count: int
+
+
+class GroupsOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "trade_date": "2025-08-14",
+                    "items": [
+                        {
+                            "market_group_id": "406720c2-0175-4137-9ff1-1641702292d4",
+                            "market_group_name": "PGSB_1_PDRP68",
+                            "meter_count": 18204,
+                        },
+                        {
+                            "market_group_id": "9e1d3b52-6a0c-4f8e-b2d7-51c4a8f0e633",
+                            "market_group_name": "SCEW_2_PDRP12",
+                            "meter_count": 7311,
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
+    trade_date: date
+    items: list[GroupCount]

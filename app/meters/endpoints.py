@@ -3,20 +3,50 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from app.auth import ReadScope
 from app.db import SessionDep
 from app.deps import SettingsDep
 from app.meters import queries
-from app.meters.schemas import EnrollmentView, MeterOut, ParticipationOut
+from app.meters.schemas import (
+    EnrollmentView,
+    MeterListQuery,
+    MeterOut,
+    MeterPage,
+    ParticipationOut,
+)
+from app.params import IsoDate, single_valued
 from app.problems import problem_responses
 
-router = APIRouter(prefix="/v1/meters", tags=["meters"])
+router = APIRouter(prefix="/v1/meters", tags=["meters"], dependencies=[Depends(single_valued)])
 ERRORS = problem_responses(401, 403, 404, 422)
+
+
+@router.get(
+    "",
+    summary="List meters",
+    description=(
+        "Meters matching every filter given, in `meter_id` order, `limit` per page (at most "
+        "1000). Pass `next_cursor` back as `cursor` for the next page; it is null on the last "
+        "one. A walk returns every meter that matches throughout exactly once, even while "
+        "meters change between pages. `market_group_id` and `trade_date` go together: the "
+        "group that wins each meter's trade date, as in the roster (archived meters too, "
+        "unless `is_archived=false`). For incremental copies, pass as `updated_since` the "
+        "time your previous walk started."
+    ),
+    response_model=MeterPage,
+    responses=problem_responses(401, 403, 422),
+)
+async def list_meters(
+    query: Annotated[MeterListQuery, Query()],
+    session: SessionDep,
+    settings: SettingsDep,
+    _: ReadScope,
+) -> MeterPage:
+    return await queries.list_meters(session, settings, query)
 
 
 @router.get(
@@ -58,7 +88,7 @@ async def get_participation(
     session: SessionDep,
     settings: SettingsDep,
     _: ReadScope,
-    first: Annotated[date | None, Query(alias="from")] = None,
-    last: Annotated[date | None, Query(alias="to")] = None,
+    first: Annotated[IsoDate | None, Query(alias="from")] = None,
+    last: Annotated[IsoDate | None, Query(alias="to")] = None,
 ) -> ParticipationOut:
     return await queries.get_participation(session, settings, meter_id, first, last)

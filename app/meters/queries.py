@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import uuid
 from datetime import UTC, date, datetime
 
@@ -17,7 +19,14 @@ from app.groups.trade_dates import (
     zone_for,
 )
 from app.meters import repository
-from app.meters.schemas import EnrollmentView, MeterOut, ParticipationOut
+from app.meters.schemas import (
+    EnrollmentView,
+    MeterListQuery,
+    MeterOut,
+    MeterPage,
+    MeterSummary,
+    ParticipationOut,
+)
 from app.meters.views import enrollment_view, group_on, meter_out
 from app.models import Meter
 from app.problems import Problem
@@ -66,3 +75,37 @@ async def get_participation(
         time_zone=tz.key,
         participation=[group_on(day, tz, windows) for day in days],
     )
+
+
+# A list cursor is the last meter_id of the page (after a version byte), base64url. The
+# list is in meter_id order: ids never change, so a walk sees every meter that matches
+# throughout exactly once, however rows change between pages. Ordering by updated_at
+# would move a meter updated mid-walk behind the cursor and show it twice.
+_CURSOR_V1 = b"\x01"
+
+
+def encode_cursor(meter_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(_CURSOR_V1 + meter_id.bytes).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str) -> uuid.UUID:
+    try:
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 17 or raw[:1] != _CURSOR_V1:
+        raise Problem(422, "cursor is not a next_cursor this API gave out")
+    return uuid.UUID(bytes=raw[1:])
+
+
+async def list_meters(
+    session: AsyncSession, settings: Settings, query: MeterListQuery
+) -> MeterPage:
+    after = decode_cursor(query.cursor) if query.cursor is not None else None
+    # One row more than asked for tells whether another page follows.
+    rows = await repository.list_page(
+        session, query, settings.market_timezones, after=after, limit=query.limit + 1
+    )
+    items = [MeterSummary.model_validate(row) for row in rows[: query.limit]]
+    more = len(rows) > query.limit
+    return MeterPage(items=items, next_cursor=encode_cursor(items[-1].meter_id) if more else None)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import RowMapping, TextClause, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.groups import repository as groups
+from app.meters.schemas import MeterListQuery
 from app.models import Meter
 from app.sync.jobs import REFRESH_METER
 
@@ -58,8 +61,10 @@ def meter_effects(gate: str) -> str:
     - the meter is created if unknown (no event is lost to ordering), gets what the event
       carries and keeps what it does not; a participation window replaces the one with
       the same start;
-    - a change of reference is kept in both partner records' history (`prior` reads the
-      old reference from the statement's snapshot);
+    - a change of reference is kept in both partner records' history. The old reference
+      is copied into `previous_partner_reference` by the upsert itself, under the row lock,
+      so concurrent events for one meter each see the reference they really replaced (a
+      read from the statement's snapshot recorded one link several times);
     - with `refresh`, one refresh job per meter is queued (coalesced while queued).
     """
     return f"""
@@ -79,8 +84,6 @@ def meter_effects(gate: str) -> str:
         INSERT INTO partners (partner_reference)
         SELECT reference FROM args WHERE go AND reference IS NOT NULL
         ON CONFLICT DO NOTHING
-    ), prior AS (
-        SELECT m.partner_reference FROM meters m, args WHERE m.meter_id = args.meter_id
     ), meter AS (
         INSERT INTO meters AS m (meter_id, partner_reference, transmission_region, meter_type,
                                  enrollment_status, required_actions, participation_preferences)
@@ -90,6 +93,7 @@ def meter_effects(gate: str) -> str:
                     ELSE jsonb_build_array(pref_window) END
         FROM args WHERE go
         ON CONFLICT (meter_id) DO UPDATE SET
+            previous_partner_reference = m.partner_reference,
             partner_reference = COALESCE(EXCLUDED.partner_reference, m.partner_reference),
             transmission_region = EXCLUDED.transmission_region,
             meter_type = COALESCE(EXCLUDED.meter_type, m.meter_type),
@@ -108,17 +112,15 @@ def meter_effects(gate: str) -> str:
             archived_at = NULL,
             last_seen_at = now(),
             updated_at = now()
-        RETURNING 1
+        RETURNING m.partner_reference AS now_ref, m.previous_partner_reference AS was_ref
     ), unlinked AS (
         INSERT INTO partner_events (partner_reference, kind, meter_id, webhook_event_id)
-        SELECT prior.partner_reference, 'meter_unlinked', args.meter_id, args.event_id
-        FROM prior, args
-        WHERE go AND reference IS NOT NULL AND prior.partner_reference IS DISTINCT FROM reference
+        SELECT meter.was_ref, 'meter_unlinked', args.meter_id, args.event_id FROM meter, args
+        WHERE meter.was_ref IS NOT NULL AND meter.was_ref IS DISTINCT FROM meter.now_ref
     ), linked AS (
         INSERT INTO partner_events (partner_reference, kind, meter_id, webhook_event_id)
-        SELECT reference, 'meter_linked', meter_id, event_id FROM args
-        WHERE go AND reference IS NOT NULL
-          AND (SELECT partner_reference FROM prior) IS DISTINCT FROM reference
+        SELECT meter.now_ref, 'meter_linked', args.meter_id, args.event_id FROM meter, args
+        WHERE meter.now_ref IS NOT NULL AND meter.now_ref IS DISTINCT FROM meter.was_ref
     ), refresh AS (
         INSERT INTO jobs (kind, meter_id)
         SELECT refresh_kind, meter_id FROM args WHERE refresh
@@ -146,3 +148,51 @@ def with_effects(prefix_cte: str, gate: str, final_select: str) -> TextClause:
 
 async def get(session: AsyncSession, meter_id: uuid.UUID) -> Meter | None:
     return await session.get(Meter, meter_id)
+
+
+_SUMMARY = (
+    Meter.meter_id,
+    Meter.partner_reference,
+    Meter.transmission_region,
+    Meter.meter_type,
+    Meter.utility_name,
+    Meter.load_zone,
+    Meter.enrollment_status,
+    Meter.is_archived,
+    Meter.updated_at,
+)
+
+
+async def list_page(
+    session: AsyncSession,
+    query: MeterListQuery,
+    zones: Mapping[str, str],
+    *,
+    after: uuid.UUID | None,
+    limit: int,
+) -> Sequence[RowMapping]:
+    """Up to `limit` meters matching every filter given, with meter_id above `after`, in
+    meter_id order (the keyset the cursor carries; see migration 0003 for the indexes)."""
+    statement = select(*_SUMMARY).order_by(Meter.meter_id).limit(limit)
+    equal = (
+        (Meter.partner_reference, query.partner_reference),
+        (Meter.transmission_region, query.transmission_region),
+        (Meter.utility_name, query.utility_name),
+        (Meter.load_zone, query.load_zone),
+        (Meter.enrollment_status, query.enrollment_status),
+    )
+    for column, value in equal:
+        if value is not None:
+            statement = statement.where(column == value)
+    if query.is_archived is not None:
+        # Not a bind parameter, so the partial index on archived meters can serve it.
+        statement = statement.where(Meter.is_archived if query.is_archived else ~Meter.is_archived)
+    if query.updated_since is not None:
+        statement = statement.where(Meter.updated_at >= query.updated_since)
+    if query.market_group_id is not None and query.trade_date is not None:
+        statement = statement.where(
+            groups.in_group_on_day(query.market_group_id, query.trade_date, zones)
+        )
+    if after is not None:
+        statement = statement.where(Meter.meter_id > after)
+    return (await session.execute(statement)).mappings().all()

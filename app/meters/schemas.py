@@ -1,12 +1,16 @@
-"""Response models for meters, their enrollment view and participation."""
+"""Response models for meters, their enrollment view and participation; the list's query."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from app.groups.trade_dates import check_trade_date
+from app.meters import examples
+from app.params import IsoDate, IsoDateTime, QueryBool, QueryInt
 
 
 class Grid(BaseModel):
@@ -49,6 +53,8 @@ class EnrollmentSummary(BaseModel):
 
 
 class MeterOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.METER]})
+
     meter_id: uuid.UUID
     partner_reference: str | None
     transmission_region: str | None
@@ -68,6 +74,8 @@ class MeterOut(BaseModel):
 
 
 class EnrollmentView(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.ENROLLMENT]})
+
     meter_id: uuid.UUID
     status: str | None
     active_from: datetime | None
@@ -82,7 +90,84 @@ class EnrollmentView(BaseModel):
 
 
 class ParticipationOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.PARTICIPATION]})
+
     meter_id: uuid.UUID
     transmission_region: str | None
     time_zone: str
     participation: list[GroupOnDate]
+
+
+# PostgreSQL text cannot hold NUL: such a value could never match, so it is refused.
+FilterText = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00]*$")]
+
+
+class MeterListQuery(BaseModel):
+    """Filters of `GET /v1/meters`; all optional and combinable (AND)."""
+
+    partner_reference: FilterText | None = None
+    transmission_region: FilterText | None = Field(None, description="e.g. `CAISO`, `ERCOT`")
+    utility_name: FilterText | None = None
+    load_zone: FilterText | None = None
+    enrollment_status: FilterText | None = Field(
+        None, description="Leap's global status: ACTIVE, ELIGIBLE, INELIGIBLE, PENDING, ..."
+    )
+    market_group_id: uuid.UUID | None = Field(
+        None, description="Meters in this group on `trade_date` (both or neither)."
+    )
+    trade_date: IsoDate | None = Field(
+        None, description="`YYYY-MM-DD`, in each meter's market time zone, as in the roster."
+    )
+    is_archived: QueryBool | None = None
+    updated_since: IsoDateTime | None = Field(
+        None, description="Changed at or after this instant (no offset means UTC)."
+    )
+    cursor: str | None = Field(None, max_length=64, description="`next_cursor` of the last page.")
+    limit: QueryInt = Field(100, ge=1, le=1000)
+
+    @field_validator("trade_date")
+    @classmethod
+    def _in_range(cls, value: date | None) -> date | None:
+        return None if value is None else check_trade_date(value)
+
+    @field_validator("updated_since")
+    @classmethod
+    def _as_utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("updated_since is out of range") from None
+
+    @model_validator(mode="after")
+    def _group_needs_date(self) -> Self:
+        if (self.market_group_id is None) != (self.trade_date is None):
+            raise ValueError("market_group_id and trade_date go together")
+        return self
+
+
+class MeterSummary(BaseModel):
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_extra={"examples": [examples.SUMMARY]}
+    )
+
+    meter_id: uuid.UUID
+    partner_reference: str | None
+    transmission_region: str | None
+    meter_type: str | None
+    utility_name: str | None
+    load_zone: str | None
+    enrollment_status: str | None
+    is_archived: bool
+    updated_at: datetime
+
+
+class MeterPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.PAGE]})
+
+    items: list[MeterSummary]
+    # Pass back as `cursor` for the next page; null on the last page.
+    next_cursor: str | None

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends, Path
 
 from app.auth import ReadScope
 from app.db import SessionDep
 from app.deps import SettingsDep
+from app.params import single_valued
 from app.partners import queries
 from app.partners.schemas import PartnerOut
 from app.problems import problem_responses
@@ -16,7 +17,9 @@ from app.problems import problem_responses
 # Leap's reference pattern, minus NUL (which PostgreSQL text cannot hold).
 STORABLE_REFERENCE = r"^[^/\\?\]\[{}!#$%^&*()<>|\x00]{3,256}$"
 
-router = APIRouter(prefix="/v1/partner-references", tags=["partners"])
+router = APIRouter(
+    prefix="/v1/partner-references", tags=["partners"], dependencies=[Depends(single_valued)]
+)
 
 
 @router.get(

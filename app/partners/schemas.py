@@ -7,7 +7,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from app.meters import examples
 from app.meters.schemas import GroupOnDate
+from app.openapi import NULL
 
 
 class PartnerHistoryItem(BaseModel):
@@ -30,6 +32,50 @@ class PartnerMeter(BaseModel):
 
 
 class PartnerOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "partner_reference": "acme-site-0042",
+                    "connect_session_status": "COMPLETED",
+                    "connect_session_updated_at": "2025-06-03T17:20:02.118Z",
+                    "authorization_status": "COMPLETED",
+                    "authorization_utility": "PGE",
+                    "authorization_updated_at": "2025-06-03T17:21:55.730Z",
+                    "meters": [
+                        {
+                            "meter_id": examples.METER_ID,
+                            "transmission_region": "CAISO",
+                            "enrollment_status": "ACTIVE",
+                            "is_archived": False,
+                            "group_today": examples.on_date("2025-08-14", "2025-08-14T07:00:00Z"),
+                        }
+                    ],
+                    "history": [
+                        {
+                            "kind": "authorization",
+                            "status": "COMPLETED",
+                            "utility_name": "PGE",
+                            "meter_id": NULL,
+                            "webhook_event_id": "0c9a7d3e-51f4-4b8a-9d2e-7f6b1a3c8e40",
+                            "occurred_at": "2025-06-03T17:21:55.902Z",
+                        },
+                        {
+                            "kind": "meter_linked",
+                            "status": NULL,
+                            "utility_name": NULL,
+                            "meter_id": examples.METER_ID,
+                            "webhook_event_id": "3f2b8c61-9e07-4d5a-a1c4-2b7e9d0f5a18",
+                            "occurred_at": "2025-06-03T17:22:41.512Z",
+                        },
+                    ],
+                    "created_at": "2025-06-03T17:20:02.118Z",
+                    "updated_at": "2025-06-03T17:21:55.902Z",
+                }
+            ]
+        }
+    )
+
     partner_reference: str
     connect_session_status: str | None
     connect_session_updated_at: datetime | None

@@ -32,7 +32,7 @@ async def get_status(session: SessionDep, settings: SettingsDep, _: ReadScope) -
     description="Queues a delta or full run for the leader worker. Scope `ops`.",
     status_code=202,
     response_model=RunOut,
-    responses=problem_responses(401, 403, 409, 422),
+    responses=problem_responses(400, 401, 403, 409, 422),
 )
 async def post_run(
     body: RunRequest, session: SessionDep, settings: SettingsDep, _: OpsScope

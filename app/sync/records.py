@@ -47,7 +47,8 @@ _METER_COLUMNS = (
 )
 
 # The partner link history is kept like for webhook events: a changed reference is
-# recorded on both partner records.
+# recorded on both partner records (the old one is read under the row lock, see
+# app/meters/repository.py).
 _STORE_METERS = text(
     f"""
     WITH incoming AS (
@@ -59,8 +60,6 @@ _STORE_METERS = text(
         INSERT INTO partners (partner_reference)
         SELECT DISTINCT partner_reference FROM incoming WHERE partner_reference IS NOT NULL
         ON CONFLICT DO NOTHING
-    ), prior AS (
-        SELECT m.meter_id, m.partner_reference FROM meters m JOIN incoming USING (meter_id)
     ), stored AS (
         INSERT INTO meters AS m (meter_id, partner_reference, transmission_region, meter_type,
                                  utility_name, load_zone, is_archived, archived_at,
@@ -70,6 +69,7 @@ _STORE_METERS = text(
                leap_updated_at, leap_meter, CAST(:run_id AS bigint)
         FROM incoming
         ON CONFLICT (meter_id) DO UPDATE SET
+            previous_partner_reference = m.partner_reference,
             {_take_if_newer(_METER_COLUMNS, "leap_updated_at")},
             archived_at = CASE WHEN {_newer("leap_updated_at")}
                 THEN (CASE WHEN EXCLUDED.is_archived THEN COALESCE(m.archived_at, now()) END)
@@ -78,19 +78,16 @@ _STORE_METERS = text(
             seen_run_id = COALESCE(EXCLUDED.seen_run_id, m.seen_run_id),
             last_seen_at = now(),
             updated_at = CASE WHEN {_newer("leap_updated_at")} THEN now() ELSE m.updated_at END
-        RETURNING m.meter_id, m.partner_reference
+        RETURNING m.meter_id, m.partner_reference AS now_ref,
+                  m.previous_partner_reference AS was_ref
     ), unlinked AS (
         INSERT INTO partner_events (partner_reference, kind, meter_id)
-        SELECT p.partner_reference, 'meter_unlinked', p.meter_id
-        FROM prior p JOIN stored s USING (meter_id)
-        WHERE p.partner_reference IS NOT NULL
-          AND p.partner_reference IS DISTINCT FROM s.partner_reference
+        SELECT was_ref, 'meter_unlinked', meter_id FROM stored
+        WHERE was_ref IS NOT NULL AND was_ref IS DISTINCT FROM now_ref
     ), linked AS (
         INSERT INTO partner_events (partner_reference, kind, meter_id)
-        SELECT s.partner_reference, 'meter_linked', s.meter_id
-        FROM stored s LEFT JOIN prior p USING (meter_id)
-        WHERE s.partner_reference IS NOT NULL
-          AND s.partner_reference IS DISTINCT FROM p.partner_reference
+        SELECT now_ref, 'meter_linked', meter_id FROM stored
+        WHERE now_ref IS NOT NULL AND now_ref IS DISTINCT FROM was_ref
     )
     SELECT count(*) FROM stored
     """

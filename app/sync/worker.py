@@ -6,6 +6,14 @@ reconciliation runs are done by one worker across all replicas: the one holding 
 PostgreSQL advisory lock on a connection it keeps open. If that process dies, its
 connection closes, the lock is released and another worker takes over (and resumes the
 interrupted run from its stored progress).
+
+Any worker also prunes webhook event bodies older than EVENT_RETENTION_DAYS (one worker
+at a time, by a transaction-level advisory lock; 1000 rows per statement).
+
+On stop (SIGTERM), work in hand gets SHUTDOWN_GRACE_S to finish: jobs complete, a run
+stores its current page. What is still going then is cancelled: its jobs go back to the
+queue, and the run keeps its stored progress (status `running`), which the next leader
+resumes.
 """
 
 from __future__ import annotations
@@ -15,27 +23,35 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from app import metrics
 from app.config import Settings
 from app.db import is_unavailable
 from app.sync import records, runs
 from app.sync.client import LeapAuthError, LeapClient, LeapError
 from app.sync.jobs import REFRESH_METER
 from app.webhooks.retry import retry_due
+from app.webhooks.schemas import utc_now
 
 log = logging.getLogger("meter_sync.worker")
 
 LEADER_LOCK_ID = 0x6D657465_72730001
 JOB_BATCH = 16
 JOB_MAX_ATTEMPTS = 8
-STALE_JOB = timedelta(minutes=5)
+# A claimed job older than this is taken back (its worker died): jobs take seconds.
+STALE_JOB = timedelta(minutes=2)
 IDLE_POLL_S = 0.5
 LEADER_POLL_S = 2.0
+SHUTDOWN_GRACE_S = 10.0
+RETENTION_LOCK_ID = 0x6D657465_72730002
+RETENTION_BATCH = 1000
+RETENTION_IDLE_S = 600.0
 
 _CLAIM_JOBS = text(
     """
@@ -83,6 +99,49 @@ _REQUEUE_STALE = text(
     WHERE status = 'running' AND locked_at < now() - CAST(:stale AS interval)
     """
 )
+# This worker's jobs still running when it stops go back to the queue (their attempt not
+# counted), or go if an identical job was queued meanwhile.
+_RELEASE_MINE = (
+    text(
+        """
+        DELETE FROM jobs j WHERE j.status = 'running' AND j.locked_by = :worker
+          AND EXISTS (SELECT 1 FROM jobs q WHERE q.status = 'queued' AND q.kind = j.kind
+                      AND q.meter_id IS NOT DISTINCT FROM j.meter_id)
+        """
+    ),
+    text(
+        """
+        UPDATE jobs SET status = 'queued', locked_by = NULL, locked_at = NULL,
+                        attempts = GREATEST(attempts - 1, 0), updated_at = now()
+        WHERE status = 'running' AND locked_by = :worker
+        """
+    ),
+)
+# One retention batch: walk the inbox in `seq` order (its unique index; received_at has
+# none) from where the last batch stopped, up to the first row not yet old enough, and
+# drop the bodies of the old rows. Events still waiting for a retry keep theirs.
+_PRUNE_BATCH = text(
+    """
+    WITH chunk AS (
+        SELECT webhook_event_id, seq, received_at < :cutoff AS old,
+               body IS NOT NULL AND status NOT IN ('failed', 'received') AS prunable
+        FROM webhook_events WHERE seq > :after ORDER BY seq LIMIT :batch
+    ), edge AS (
+        SELECT min(seq) AS seq FROM chunk WHERE NOT old
+    ), done AS (
+        SELECT * FROM chunk WHERE old AND (seq < (SELECT seq FROM edge) OR NOT EXISTS (
+            SELECT 1 FROM chunk WHERE NOT old))
+    ), pruned AS (
+        UPDATE webhook_events w SET body = NULL
+        FROM done WHERE w.webhook_event_id = done.webhook_event_id AND done.prunable
+        RETURNING 1
+    )
+    SELECT (SELECT max(seq) FROM done) AS last_seq,
+           (SELECT count(*) FROM done) AS scanned,
+           (SELECT count(*) FROM pruned) AS pruned,
+           EXISTS (SELECT 1 FROM edge WHERE seq IS NOT NULL) AS reached_new
+    """
+)
 
 
 def worker_name() -> str:
@@ -106,26 +165,55 @@ class Worker:
         self.api_mode = settings.api_mode == "api"
         self._client = client
         self.is_leader = False
+        self.shutdown_grace_s = SHUTDOWN_GRACE_S
+        self._prune_after = 0
+        self._pruned_in_pass = 0
 
     def client(self) -> LeapClient:
         if self._client is None:
             assert self.settings.leap_api_key is not None
             self._client = LeapClient(
-                self.settings.leap_api_base_url, self.settings.leap_api_key.get_secret_value()
+                self.settings.leap_api_base_url,
+                self.settings.leap_api_key.get_secret_value(),
+                on_call=metrics.leap_call,
             )
         return self._client
 
     async def run(self, stop: asyncio.Event) -> None:
-        loops = [self._forever(self.retry_failed_events, stop, 2.0)]
+        loops = [
+            self._forever(self.retry_failed_events, stop, 2.0),
+            self._forever(self.prune_event_bodies, stop, RETENTION_IDLE_S),
+        ]
         if self.api_mode:
             loops += [self._forever(self.process_jobs, stop, IDLE_POLL_S), self._lead(stop)]
         else:
             log.info("webhook-only mode: no enrichment and no reconciliation (no LEAP_API_KEY)")
+        tasks = [asyncio.ensure_future(loop) for loop in loops]
         try:
-            await asyncio.gather(*loops)
+            await stop.wait()
+            # The loops end after their current step; whatever still runs after the grace
+            # period is cancelled (see the module docstring for what happens to it).
+            _, pending = await asyncio.wait(tasks, timeout=self.shutdown_grace_s)
+            if pending:
+                log.warning("worker stopping: cancelling work still in progress")
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                await self.release_jobs()
+            except Exception as exc:
+                log.warning("could not release running jobs", extra={"error": repr(exc)})
             if self._client is not None:
                 await self._client.aclose()
+            log.info("worker stopped")
+
+    async def release_jobs(self) -> None:
+        """Put this worker's jobs still marked running back in the queue."""
+        async with self.sessions() as session:
+            for statement in _RELEASE_MINE:
+                await session.execute(statement, {"worker": self.name})
+            await session.commit()
 
     async def _forever(self, step: Any, stop: asyncio.Event, idle_s: float) -> None:
         """Call `step` until stopped; sleep when it had nothing to do or failed."""
@@ -142,6 +230,37 @@ class Worker:
 
     async def retry_failed_events(self) -> int:
         return await retry_due(self.sessions, refresh=self.api_mode)
+
+    # ---- retention -----------------------------------------------------------------------
+
+    async def prune_event_bodies(self) -> int:
+        """One batch of retention; nonzero while there is more to do right away."""
+        cutoff = utc_now() - timedelta(days=self.settings.event_retention_days)
+        async with self.sessions() as session:
+            locked = await session.execute(
+                text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": RETENTION_LOCK_ID}
+            )
+            if not locked.scalar_one():
+                return 0  # another worker is pruning
+            row = (
+                await session.execute(
+                    _PRUNE_BATCH,
+                    {"cutoff": cutoff, "after": self._prune_after, "batch": RETENTION_BATCH},
+                )
+            ).one()
+            await session.commit()
+        if row.last_seq is not None:
+            self._prune_after = row.last_seq
+        self._pruned_in_pass += row.pruned
+        if row.scanned >= RETENTION_BATCH and not row.reached_new:
+            return int(row.scanned)
+        if self._pruned_in_pass:
+            log.info(
+                "pruned webhook event bodies",
+                extra={"events": self._pruned_in_pass, "older_than_days": cutoff.isoformat()},
+            )
+            self._pruned_in_pass = 0
+        return 0
 
     # ---- enrichment jobs -----------------------------------------------------------------
 
@@ -245,11 +364,21 @@ class Worker:
                         run = await runs.request_run(session, mode, "schedule")
                         await session.commit()
                 run_id = run.id if run is not None else None
+                run_mode = run.mode if run is not None else "delta"
             if run_id is not None:
+                started = time.monotonic()
                 try:
-                    await runs.execute(self.sessions, self.client(), run_id)
+                    done = await runs.execute(self.sessions, self.client(), run_id)
                 except LeapAuthError:
+                    metrics.sync_run_ended(run_mode, "failed", time.monotonic() - started)
                     log.error("reconciliation stopped: Leap refused LEAP_API_KEY")
+                else:
+                    took = (
+                        (done.finished_at - done.started_at).total_seconds()
+                        if done.finished_at and done.started_at
+                        else None
+                    )
+                    metrics.sync_run_ended(done.mode, done.status, took)
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), LEADER_POLL_S)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
+from app import metrics
 from app.auth import OpsScope, secret_matches
 from app.db import SessionDep
 from app.deps import SettingsDep
+from app.params import QueryInt, single_valued
 from app.problems import Problem, problem_response, problem_responses
 from app.webhooks import repository
 from app.webhooks.retry import replay
@@ -21,7 +24,7 @@ from app.webhooks.service import Rejected, Unavailable, receive
 from app.webhooks.views import EventDetail, EventPage, event_detail, event_page
 
 log = logging.getLogger("meter_sync.webhooks")
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(single_valued)])
 
 # A body that trickles in slower than this is refused rather than waited on forever.
 BODY_READ_TIMEOUT_S = 10.0
@@ -30,6 +33,11 @@ _STATUS_CODES = {"accepted": 202, "ignored": 202, "failed": 202, "duplicate": 20
 
 class _TooLarge(Exception):
     pass
+
+
+def _refused(outcome: str, started: float, status: int, detail: str, **kw: Any) -> JSONResponse:
+    metrics.observe_delivery("unknown", outcome, time.perf_counter() - started)
+    return problem_response(status, detail, **kw)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -82,39 +90,46 @@ def _is_json(content_type: str | None) -> bool:
     },
 )
 async def receive_webhook(request: Request) -> JSONResponse:
+    started = time.perf_counter()
     settings = request.app.state.settings
     if not _authorized(request):
         # One body for every auth failure: nothing tells a prober what was wrong.
-        return problem_response(401, "webhook secret missing or not accepted")
+        return _refused("unauthorized", started, 401, "webhook secret missing or not accepted")
     limit: int = settings.webhook_max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         if declared.isdigit():
-            return problem_response(413, f"body larger than {limit} bytes")
-        return problem_response(400, "invalid Content-Length")
+            return _refused("too_large", started, 413, f"body larger than {limit} bytes")
+        return _refused("invalid", started, 400, "invalid Content-Length")
     if not _is_json(request.headers.get("content-type")):
-        return problem_response(415, "body must be application/json")
+        return _refused("invalid", started, 415, "body must be application/json")
     try:
         raw = await _read_body(request, limit)
     except _TooLarge:
-        return problem_response(413, f"body larger than {limit} bytes")
+        return _refused("too_large", started, 413, f"body larger than {limit} bytes")
     except TimeoutError:
-        return problem_response(408, "body not received in time")
+        return _refused("invalid", started, 408, "body not received in time")
     try:
         receipt = await receive(request.app.state.inbox, raw, refresh=settings.api_mode == "api")
     except Rejected as exc:
         extra: dict[str, Any] = {"errors": exc.errors} if exc.errors else {}
-        return problem_response(exc.status, exc.detail, **extra)
+        return _refused("invalid", started, exc.status, exc.detail, **extra)
     except Unavailable:
         log.warning("webhook refused: database unavailable")
-        return problem_response(503, "database unavailable", headers={"Retry-After": "5"})
+        return _refused(
+            "unavailable", started, 503, "database unavailable", headers={"Retry-After": "5"}
+        )
     log.info(
         "webhook %s",
         receipt.outcome,
         extra={"webhook_event_id": str(receipt.webhook_event_id), "type": receipt.event_type},
     )
     body = ReceiptOut(webhook_event_id=receipt.webhook_event_id, status=receipt.outcome)
-    return JSONResponse(body.model_dump(mode="json"), status_code=_STATUS_CODES[receipt.outcome])
+    response = JSONResponse(
+        body.model_dump(mode="json"), status_code=_STATUS_CODES[receipt.outcome]
+    )
+    metrics.observe_delivery(receipt.event_type, receipt.outcome, time.perf_counter() - started)
+    return response
 
 
 @router.get(
@@ -129,9 +144,9 @@ async def list_webhook_events(
     session: SessionDep,
     _: OpsScope,
     status: Annotated[str | None, Query(pattern="^(received|applied|failed|ignored|dead)$")] = None,
-    type: Annotated[str | None, Query(max_length=128)] = None,
-    cursor: Annotated[int | None, Query(ge=0, le=2**62)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    type: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9._\-]{1,128}$")] = None,
+    cursor: Annotated[QueryInt | None, Query(ge=0, le=2**62)] = None,
+    limit: Annotated[QueryInt, Query(ge=1, le=1000)] = 100,
 ) -> EventPage:
     return await event_page(session, status=status, event_type=type, cursor=cursor, limit=limit)
 
@@ -140,6 +155,10 @@ async def list_webhook_events(
     "/v1/webhook-events/{webhook_event_id}",
     tags=["ops"],
     summary="One stored webhook event, with its raw body",
+    description=(
+        "Status, error, attempts, duplicate and conflicting deliveries, and the body as "
+        "delivered (null once pruned by retention). Scope `ops`."
+    ),
     response_model=EventDetail,
     responses=problem_responses(401, 403, 404, 422),
 )

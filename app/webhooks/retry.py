@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import metrics
 from app.models import WebhookEvent
 from app.webhooks import parsing
 from app.webhooks.schemas import EVENT_ADAPTER, KNOWN_EVENT_TYPES, read_envelope, utc_now
@@ -77,6 +78,7 @@ async def retry_due(sessions: async_sessionmaker[AsyncSession], *, refresh: bool
         ).all()
         for event in due:
             if not await reapply(session, event, refresh=refresh):
+                metrics.apply_failed("retry")
                 log.warning(
                     "webhook retry failed",
                     extra={"webhook_event_id": str(event.webhook_event_id), "status": event.status},

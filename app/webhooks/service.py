@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -21,6 +21,7 @@ import asyncpg
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from app import logs
 from app.db import is_unavailable
 from app.groups.service import apply_group_updated
 from app.meters.service import MeterEvent, facts_from
@@ -68,7 +69,6 @@ class Receipt:
     event_type: str
     outcome: Outcome
     conflicting: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
@@ -121,6 +121,7 @@ async def receive(inbox: Inbox, raw: bytes, *, refresh: bool) -> Receipt:
     except ValueError as exc:
         raise Rejected(422, str(exc)) from None
     event_id, event_type = envelope.webhook_event_id, envelope.event_type
+    logs.webhook_event_id.set(event_id)
     delivery = _Delivery(inbox, event_id, event_type, raw, hashlib.sha256(raw).digest())
     try:
         async with asyncio.timeout(STORE_DEADLINE_S):
@@ -244,7 +245,7 @@ class _Delivery:
             extra={"webhook_event_id": str(self.event_id), "error": type(failure).__name__},
         )
         async with self.inbox.autocommit().connect() as conn:
-            await repository.insert(
+            stored = await repository.insert(
                 conn,
                 event_id=self.event_id,
                 event_type=self.event_type,
@@ -256,4 +257,7 @@ class _Delivery:
                 partner_reference=partner_reference,
                 next_attempt_at=utc_now() + FIRST_RETRY_DELAY,
             )
+            if not stored:
+                # A concurrent delivery of this id got there first: this one is a duplicate.
+                return await self._duplicate(conn)
         return self._receipt("failed")
