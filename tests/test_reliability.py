@@ -15,6 +15,7 @@ meter-sync stored with what the fake Leap emitted and holds as truth. Counts are
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import tempfile
 import time
@@ -30,8 +31,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.leap_sim.server import RunningSim
-from app.main import create_app
-from tests.conftest import OPS_KEY, LiveServer, make_settings
+from tests.conftest import OPS_KEY, WEBHOOK_SECRET
 from tests.helpers import rows
 from tests.reliability_helpers import (
     EventMix,
@@ -444,7 +444,7 @@ OUTAGE_S = 30.0
 
 
 async def test_database_outage_answers_503_then_nothing_lost(
-    database_url: str, engine: AsyncEngine
+    database_url: str, engine: AsyncEngine, tmp_path: Path
 ) -> None:
     clock = Clock()
     url = make_url(database_url)
@@ -456,13 +456,32 @@ async def test_database_outage_answers_503_then_nothing_lost(
     stop_stream = asyncio.Event()
     stream: asyncio.Task[int] | None = None
     try:
-        async with LiveServer(create_app(make_settings(proxy_url))) as live:
+        # The server runs in its own process, as in production: its answers are timed by
+        # the sender without sharing an event loop (or the GIL) with the proxy or the sim.
+        port = free_port()
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("LEAP_", "API_KEYS", "DATABASE_URL"))
+        }
+        env.update(
+            DATABASE_URL=proxy_url,
+            LEAP_WEBHOOK_SECRETS=WEBHOOK_SECRET,
+            API_KEYS="ops:outage-ops-key",
+            LOG_LEVEL="WARNING",
+            STATE_DIR=str(tmp_path / "state"),
+        )
+        server = Proc("server", ["serve", "--no-worker", "--port", str(port)], env, tmp_path / "s")
+        server.start()
+        live_url = f"http://127.0.0.1:{port}"
+        try:
+            await wait_for(lambda: healthy(live_url), 30, "the server to start")
             # Retries scaled by 0.005: 10 tries over 144 s, enough to outlast a 30 s outage.
             sim = start_sim(
                 meters=400,
                 groups=4,
                 seed=SEED + 2,
-                receiver_url=f"{live.url}/webhooks/leap",
+                receiver_url=f"{live_url}/webhooks/leap",
                 time_factor=0.005,
                 duplicate_probability=0.1,
             )
@@ -493,6 +512,8 @@ async def test_database_outage_answers_503_then_nothing_lost(
             produced = await asyncio.wait_for(stream, 30)
             assert await control.drain(150), f"sender not drained: {sim.state.sender.stats()}"
             clock.lap("after+drain")
+        finally:
+            server.stop()
 
         emitted = await control.emitted()
         deliveries = await control.deliveries()

@@ -22,30 +22,21 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.leap_sim.control import build_control_router
 from app.leap_sim.faults import FaultMiddleware
 from app.leap_sim.search import MeterFilter, SearchError, search
 from app.leap_sim.sender import Target
-from app.leap_sim.state import SimState, Subscription
+from app.leap_sim.state import EVENT_TYPES, SimState, Subscription
 
 JSON = dict[str, Any]
-EventType = Literal[
-    "meter.created",
-    "connect_session.updated",
-    "connect_session.authorization_updated",
-    "meter.enrollment.global-status.updated",
-    "meter.enrollment.participation-status.updated",
-    "meter.enrollment.required-actions.updated",
-    "meter.enrollment.group.updated",
-]
 
 
 class LeapError(Exception):
@@ -73,8 +64,16 @@ class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     headers: list[HeaderIn] = Field(default_factory=list)
-    event_types: list[EventType]
+    event_types: list[str]
     receiver_url: str = Field(min_length=1)
+
+    @field_validator("event_types")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(EVENT_TYPES))
+        if unknown:
+            raise ValueError(f"unknown event types: {', '.join(unknown)}")
+        return value
 
 
 class _CountRequests:
