@@ -7,6 +7,8 @@ rolls back when it raises. Services and repositories only `flush`.
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -34,6 +36,8 @@ NAMING_CONVENTION = {
 }
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
+# Shown in pg_stat_activity: which process holds a connection (and the leader's lock).
+APPLICATION_NAME = f"meter-sync {socket.gethostname()}:{os.getpid()}"[:63]
 CONNECT_TIMEOUT_S = 2.0
 POOL_TIMEOUT_S = 2.5
 
@@ -59,7 +63,7 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         connect_args={
             "timeout": CONNECT_TIMEOUT_S,
             "command_timeout": 60,
-            "server_settings": {"application_name": "meter-sync"},
+            "server_settings": {"application_name": APPLICATION_NAME},
         },
     )
 
@@ -111,7 +115,7 @@ async def create_raw_pool(url: str, size: int = RAW_POOL_SIZE) -> asyncpg.Pool:
         max_size=size,
         timeout=CONNECT_TIMEOUT_S,
         command_timeout=60,
-        server_settings={"application_name": "meter-sync"},
+        server_settings={"application_name": APPLICATION_NAME},
     )
 
 

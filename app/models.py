@@ -115,7 +115,13 @@ class Meter(Base):
 
     __table_args__ = (
         Index("ix_meters_updated_at_meter_id", "updated_at", "meter_id"),
-        Index("ix_meters_region_status", "transmission_region", "enrollment_status"),
+        # Region and status together (the most common filter pair) in the list's order.
+        Index(
+            "ix_meters_region_status_meter_id",
+            "transmission_region",
+            "enrollment_status",
+            "meter_id",
+        ),
         # GET /v1/meters filters, in its meter_id order (migration 0003).
         Index("ix_meters_transmission_region_meter_id", "transmission_region", "meter_id"),
         Index("ix_meters_utility_name_meter_id", "utility_name", "meter_id"),

@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
 
 from app.auth import ReadScope
 from app.db import SessionDep
@@ -53,5 +54,9 @@ async def get_roster(
     trade_date: IsoDate | None = None,
     cursor: uuid.UUID | None = None,
     limit: Annotated[QueryInt, Query(ge=1, le=100_000)] = 10_000,
-) -> RosterOut:
-    return await queries.roster(session, settings, market_group_id, trade_date, cursor, limit)
+) -> JSONResponse:
+    # Returned as JSON built directly (shape = RosterOut): validating 100k members through
+    # pydantic cost ~0.3 s of a 100k-member answer.
+    return JSONResponse(
+        await queries.roster(session, settings, market_group_id, trade_date, cursor, limit)
+    )

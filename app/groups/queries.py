@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.groups import repository
-from app.groups.schemas import GroupCount, GroupsOut, RosterMember, RosterOut
+from app.groups.schemas import GroupCount, GroupsOut
 from app.groups.trade_dates import check_trade_date
 from app.problems import Problem
 
@@ -30,19 +31,20 @@ async def roster(
     trade_date: date | None,
     cursor: uuid.UUID | None,
     limit: int,
-) -> RosterOut:
+) -> dict[str, Any]:
+    """The roster as RosterOut's JSON shape, built as plain data (it may hold 100k rows)."""
     if not await repository.group_exists(session, group_id):
         raise Problem(404, "no market group with this id")
     day = _trade_date(trade_date)
     rows = await repository.roster(
         session, group_id, day, settings.market_timezones, after=cursor, limit=limit
     )
-    return RosterOut(
-        market_group_id=group_id,
-        trade_date=day,
-        items=[RosterMember(meter_id=m, partner_reference=r) for m, r in rows],
-        next_cursor=str(rows[-1][0]) if len(rows) == limit else None,
-    )
+    return {
+        "market_group_id": str(group_id),
+        "trade_date": day.isoformat(),
+        "items": [{"meter_id": str(m), "partner_reference": r} for m, r in rows],
+        "next_cursor": str(rows[-1][0]) if len(rows) == limit else None,
+    }
 
 
 async def group_counts(

@@ -304,6 +304,7 @@ class Worker:
         async with self.sessions() as session:
             await session.execute(_JOB_DONE, {"id": job.id})
             await session.commit()
+        log.debug("job done", extra={"job_id": job.id, "worker": self.name})
 
     async def refresh_meter(self, meter_id: Any) -> None:
         """Fetch a meter's details and enrollment from Leap and store them (newer only)."""
