@@ -74,6 +74,9 @@ def serve(
     reset_multiprocess_dir()
     for line in notes:
         console.print(line, highlight=False, soft_wrap=True)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler that
+    # would end the process before the embedded PostgreSQL is stopped below.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with _database(settings) as ready:
         console.print(f"meter-sync on http{'s' if ssl_certfile else ''}://{host}:{port}")
         common: dict[str, object] = {
@@ -98,6 +101,10 @@ def serve(
             workers=workers,
             **common,  # type: ignore[arg-type]
         )
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _environment_for_children(settings: Settings, *, run_worker: bool) -> dict[str, str]:

@@ -24,7 +24,13 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# uvicorn's `color_message` repeats the message with terminal colours: never wanted here.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 # The UUID itself: turned into text only when a line is actually logged.
