@@ -397,7 +397,7 @@ async def test_requested_run_is_queued_for_the_leader(sim: RunningSim, database_
 
 
 def test_retry_delay_grows_and_caps() -> None:
-    from app.webhooks.retry import retry_delay
+    from app.webhooks.service import retry_delay
 
     assert retry_delay(1) == timedelta(seconds=30)
     assert retry_delay(2) == timedelta(seconds=60)

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeVar
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import SyncRun
@@ -262,11 +262,3 @@ async def wait_for(
             if run.status in ("succeeded", "failed"):
                 return run
         await asyncio.sleep(poll_s)
-
-
-async def mark_interrupted(session: AsyncSession, run_id: int, reason: str) -> None:
-    await session.execute(
-        update(SyncRun)
-        .where(SyncRun.id == run_id, SyncRun.status == "running")
-        .values(status="failed", error=reason, finished_at=utc_now())
-    )

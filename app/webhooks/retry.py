@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
 
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -18,16 +17,11 @@ from app import metrics
 from app.models import WebhookEvent
 from app.webhooks import parsing
 from app.webhooks.schemas import EVENT_ADAPTER, KNOWN_EVENT_TYPES, read_envelope, utc_now
-from app.webhooks.service import apply, storable_text
+from app.webhooks.service import apply, retry_delay, storable_text
 
 log = logging.getLogger("meter_sync.webhooks")
 MAX_ATTEMPTS = 8
 BATCH = 20
-
-
-def retry_delay(attempts: int) -> timedelta:
-    """30 s, 1 min, 2 min, ... capped at 1 h."""
-    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
 
 
 async def reapply(session: AsyncSession, event: WebhookEvent, *, refresh: bool) -> bool:

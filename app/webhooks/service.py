@@ -44,7 +44,12 @@ log = logging.getLogger("meter_sync.webhooks")
 # A safety net under Leap's 10 s wait. An unreachable database is detected sooner, by
 # the connect (2 s) and pool (2.5 s) timeouts in app.db, which answer 503 within 5 s.
 STORE_DEADLINE_S = 8.5
-FIRST_RETRY_DELAY = timedelta(seconds=30)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """When a failed apply is tried again: 30 s, 1 min, 2 min, ... capped at 1 h."""
+    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
+
 
 Outcome = Literal["accepted", "duplicate", "ignored", "failed"]
 
@@ -255,7 +260,7 @@ class _Delivery:
                 error=storable_text(f"{type(failure).__name__}: {failure}"),
                 meter_id=meter_id,
                 partner_reference=partner_reference,
-                next_attempt_at=utc_now() + FIRST_RETRY_DELAY,
+                next_attempt_at=utc_now() + retry_delay(1),
             )
             if not stored:
                 # A concurrent delivery of this id got there first: this one is a duplicate.
