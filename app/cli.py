@@ -170,9 +170,9 @@ def sync(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from app.db import create_engine, session_factory
+    from app.leap.client import LeapAuthError, LeapClient
     from app.models import SyncRun
     from app.sync import runs
-    from app.sync.client import LeapAuthError, LeapClient
     from app.sync.worker import Worker
 
     settings = _settings()

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.groups.trade_dates import DEFAULT_MARKET_TIMEZONES, parse_market_timezones
+from app.markets import DEFAULT_MARKET_TIMEZONES, parse_market_timezones
 
 Scope = Literal["read", "ops"]
 SCOPES: tuple[Scope, ...] = ("read", "ops")

@@ -1,7 +1,7 @@
-"""Engine, sessions and the request-scoped unit of work.
+"""Engine, sessions, the raw asyncpg pool, and what counts as "database unavailable".
 
-The session dependency owns the transaction: it commits when the endpoint returns and
-rolls back when it raises. Services and repositories only `flush`.
+The request-scoped unit of work (`SessionDep`) is in app/deps.py: this layer does not
+know about FastAPI.
 """
 
 from __future__ import annotations
@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import asyncpg
-from fastapi import Depends, Request
 from sqlalchemy import MetaData, TextClause
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -146,20 +145,3 @@ def is_unavailable(exc: BaseException) -> bool:
             | OSError,
         ) or bool(exc.connection_invalidated)
     return False
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The unit of work for one request: commit on success, roll back on error."""
-    maker: async_sessionmaker[AsyncSession] = request.app.state.sessions
-    async with maker() as session:
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
-
-
-# scope="function" makes the commit happen before the response is sent, never after.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

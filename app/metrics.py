@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from app.webhooks.schemas import KNOWN_EVENT_TYPES
+from app.leap.events import KNOWN_EVENT_TYPES
 
 log = logging.getLogger("meter_sync.metrics")
 

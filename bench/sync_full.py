@@ -20,8 +20,8 @@ import time
 
 import httpx
 
-from app.sync.client import LeapClient
-from app.sync.leap_models import MeterFilter
+from app.leap.client import LeapClient
+from app.leap.models import MeterFilter
 from bench.common import ROOT, free_port, fresh_database, machine, today
 
 SIM_KEY = "sim-key"

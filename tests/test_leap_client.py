@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from app.leap_sim.faults import FaultConfig
 from app.leap_sim.server import RunningSim, build_state, serve_in_thread
-from app.sync.client import (
+from app.leap.client import (
     LeapAuthError,
     LeapClient,
     LeapError,
@@ -27,7 +27,7 @@ from app.sync.client import (
     backoff_delay,
     parse_retry_after,
 )
-from app.sync.leap_models import (
+from app.leap.models import (
     EnrollmentPage,
     LeapEnrollment,
     LeapMeter,

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.sync.client import LeapClient
+from app.leap.client import LeapClient
 from app.sync.worker import Worker
 from tests.conftest import ROOT, WEBHOOK_SECRET, make_settings
 from tests.helpers import eventually, rows, scalar

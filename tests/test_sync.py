@@ -23,8 +23,8 @@ from app.leap_sim.server import RunningSim, build_state, serve_in_thread
 from app.main import create_app
 from app.models import SyncRun
 from app.sync import records, runs
-from app.sync.client import LeapAuthError, LeapClient
-from app.sync.leap_models import LeapMeter
+from app.leap.client import LeapAuthError, LeapClient
+from app.leap.models import LeapMeter
 from app.sync.worker import Worker
 from tests import events
 from tests.conftest import ROOT, WEBHOOK_SECRET, LiveServer, make_settings

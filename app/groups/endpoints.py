@@ -9,8 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
 from app.auth import ReadScope
-from app.db import SessionDep
-from app.deps import SettingsDep
+from app.deps import SessionDep, SettingsDep
 from app.groups import queries
 from app.groups.schemas import GroupsOut, RosterOut
 from app.params import IsoDate, QueryInt, single_valued

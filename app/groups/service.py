@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.groups import repository
-from app.webhooks.schemas import GroupUpdated
+from app.leap.events import GroupUpdated
 
 
 async def apply_group_updated(session: AsyncSession, event: GroupUpdated) -> None:

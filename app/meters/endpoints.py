@@ -8,8 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from app.auth import ReadScope
-from app.db import SessionDep
-from app.deps import SettingsDep
+from app.deps import SessionDep, SettingsDep
 from app.meters import queries
 from app.meters.schemas import (
     EnrollmentView,

@@ -16,8 +16,8 @@ from app.groups.trade_dates import (
     current_trade_date,
     default_trade_dates,
     trade_date_range,
-    zone_for,
 )
+from app.markets import zone_for
 from app.meters import repository
 from app.meters.schemas import (
     EnrollmentView,

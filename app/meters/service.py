@@ -7,14 +7,14 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.meters import repository
-from app.meters.repository import MeterFacts
-from app.webhooks.schemas import (
+from app.leap.events import (
     GlobalStatusUpdated,
     MeterCreated,
     ParticipationStatusUpdated,
     RequiredActionsUpdated,
 )
+from app.meters import repository
+from app.meters.repository import MeterFacts
 
 MeterEvent = (
     MeterCreated | GlobalStatusUpdated | ParticipationStatusUpdated | RequiredActionsUpdated

@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 
 from app.auth import ReadScope
-from app.db import SessionDep
-from app.deps import SettingsDep
+from app.deps import SessionDep, SettingsDep
 from app.params import single_valued
 from app.partners import queries
 from app.partners.schemas import PartnerOut

@@ -9,8 +9,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import utc_now
 from app.models import Meter, Partner, PartnerEvent
-from app.webhooks.schemas import utc_now
 
 
 async def ensure(session: AsyncSession, partner_reference: str) -> None:

@@ -6,8 +6,8 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.leap.events import AuthorizationUpdated, ConnectSessionUpdated
 from app.partners import repository
-from app.webhooks.schemas import AuthorizationUpdated, ConnectSessionUpdated
 
 
 async def apply_connect_event(

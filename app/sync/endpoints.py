@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.auth import OpsScope, ReadScope
-from app.db import SessionDep
-from app.deps import SettingsDep
+from app.deps import SessionDep, SettingsDep
 from app.problems import Problem, problem_responses
 from app.sync import queries
 from app.sync.runs import request_run

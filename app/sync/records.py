@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.sync.leap_models import LeapEnrollment, LeapMeter
+from app.leap.models import LeapEnrollment, LeapMeter
 
 
 def _iso(value: datetime | None) -> str | None:

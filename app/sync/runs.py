@@ -14,16 +14,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal, TypeVar
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.clock import utc_now
+from app.leap.client import LeapAuthError, LeapClient, LeapError
+from app.leap.models import MeterFilter
 from app.models import SyncRun
 from app.sync import records
-from app.sync.client import LeapAuthError, LeapClient, LeapError
-from app.sync.leap_models import MeterFilter
 
 log = logging.getLogger("meter_sync.sync")
 
@@ -40,10 +41,6 @@ _ARCHIVE_UNSEEN = text(
     WHERE NOT is_archived AND seen_run_id IS DISTINCT FROM :run_id AND first_seen_at < :started
     """
 )
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 async def request_run(session: AsyncSession, mode: Mode, trigger: str) -> SyncRun:

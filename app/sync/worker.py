@@ -31,13 +31,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import metrics
+from app.clock import utc_now
 from app.config import Settings
 from app.db import is_unavailable
+from app.leap.client import LeapAuthError, LeapClient, LeapError
 from app.sync import records, runs
-from app.sync.client import LeapAuthError, LeapClient, LeapError
 from app.sync.jobs import REFRESH_METER
 from app.webhooks.retry import retry_due
-from app.webhooks.schemas import utc_now
 
 log = logging.getLogger("meter_sync.worker")
 
@@ -360,7 +360,7 @@ class Worker:
             async with self.sessions() as session:
                 run = await runs.next_run(session)
                 if run is None:
-                    mode = await runs.due_mode(session, delta_every, full_every, runs.utc_now())
+                    mode = await runs.due_mode(session, delta_every, full_every, utc_now())
                     if mode is not None:
                         run = await runs.request_run(session, mode, "schedule")
                         await session.commit()

@@ -13,8 +13,7 @@ from fastapi.responses import JSONResponse
 
 from app import metrics
 from app.auth import OpsScope, secret_matches
-from app.db import SessionDep
-from app.deps import SettingsDep
+from app.deps import SessionDep, SettingsDep
 from app.params import QueryInt, single_valued
 from app.problems import Problem, problem_response, problem_responses
 from app.webhooks import repository

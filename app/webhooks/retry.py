@@ -14,9 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import metrics
+from app.clock import utc_now
+from app.leap.events import EVENT_ADAPTER, KNOWN_EVENT_TYPES
 from app.models import WebhookEvent
 from app.webhooks import parsing
-from app.webhooks.schemas import EVENT_ADAPTER, KNOWN_EVENT_TYPES, read_envelope, utc_now
+from app.webhooks.schemas import read_envelope
 from app.webhooks.service import apply, retry_delay, storable_text
 
 log = logging.getLogger("meter_sync.webhooks")

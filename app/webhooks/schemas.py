@@ -1,169 +1,20 @@
-"""Leap's webhook envelope and event payloads, as pydantic models.
+"""The webhook envelope every delivery must carry, and the receipt the receiver answers.
 
-Shapes and enums follow Leap's published webhook definitions. Fields Leap may add later
-are ignored, not rejected. Free-text fields refuse NUL and lone surrogates, which
-PostgreSQL cannot store.
+The event payloads inside the envelope are Leap's contract: `app.leap.events`.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
-
-
-def _storable(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode (no lone surrogates)") from None
-    return value
-
-
-def _as_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("must carry a time zone")
-    return value.astimezone(UTC)
-
-
-Text = Annotated[str, AfterValidator(_storable)]
-Instant = Annotated[datetime, AfterValidator(_as_utc)]
-PartnerReference = Annotated[
-    str,
-    Field(min_length=3, max_length=256, pattern=r"^[^/\\?\]\[{}!#$%^&*()<>|]{3,256}$"),
-    AfterValidator(_storable),
-]
-
-
-class TransmissionRegion(StrEnum):
-    CAISO = "CAISO"
-    ERCOT = "ERCOT"
-    NYISO = "NYISO"
-    ISONE = "ISONE"
-    PJM = "PJM"
-    SERC = "SERC"
-    WECC_SW = "WECC_SW"
-    WECC_PC = "WECC_PC"
-
-
-class MeterType(StrEnum):
-    UTILITY_METER = "UTILITY_METER"
-    SUBMETER = "SUBMETER"
-    DEVICE = "DEVICE"
-
-
-class EnrollmentStatus(StrEnum):
-    ACTIVE = "ACTIVE"
-    ELIGIBLE = "ELIGIBLE"
-    INELIGIBLE = "INELIGIBLE"
-    NOT_PARTICIPATING = "NOT_PARTICIPATING"
-    PENDING = "PENDING"
-
-
-class ParticipationPreference(StrEnum):
-    PARTICIPATE = "PARTICIPATE"
-    IDLE = "IDLE"
-    DISENROLL = "DISENROLL"
+from pydantic import BaseModel, ConfigDict
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-class RequiredAction(_Model):
-    program_identifier: Text | None = None
-    delivery_period: Text | None = None
-    enrollment_deadline_date_time: Instant
-    action_type: Text
-    action_description: Text
-    action_code: Text
-
-
-class RequiredActions(_Model):
-    partner: list[RequiredAction] = Field(default_factory=list)
-    leap: list[RequiredAction] = Field(default_factory=list)
-
-
-class _MeterEvent(_Model):
-    meter_id: uuid.UUID
-    partner_reference: PartnerReference | None = None
-    transmission_region: TransmissionRegion
-    meter_type: MeterType | None = None
-
-
-class MeterCreated(_MeterEvent):
-    webhook_event_type: Literal["meter.created"]
-
-
-class GlobalStatusUpdated(_MeterEvent):
-    webhook_event_type: Literal["meter.enrollment.global-status.updated"]
-    global_enrollment_status: EnrollmentStatus
-
-
-class ParticipationStatusUpdated(_MeterEvent):
-    webhook_event_type: Literal["meter.enrollment.participation-status.updated"]
-    participation_preference: ParticipationPreference
-    start_time: Instant
-    end_time: Instant | None = None
-
-
-class RequiredActionsUpdated(_MeterEvent):
-    webhook_event_type: Literal["meter.enrollment.required-actions.updated"]
-    required_actions: RequiredActions
-    global_enrollment_status: EnrollmentStatus
-
-
-class GroupUpdated(_Model):
-    webhook_event_type: Literal["meter.enrollment.group.updated"]
-    market_group_id: uuid.UUID
-    market_group_name: Text
-    start_date_time: Instant
-    end_date_time: Instant
-    meter_ids: list[uuid.UUID]
-
-
-class ConnectSessionUpdated(_Model):
-    webhook_event_type: Literal["connect_session.updated"]
-    partner_reference: PartnerReference
-    status: Literal["CREATED", "UPDATED", "CLOSED", "COMPLETED"]
-
-
-class AuthorizationUpdated(_Model):
-    webhook_event_type: Literal["connect_session.authorization_updated"]
-    partner_reference: PartnerReference
-    # Leap lists its utilities as an enum; a new utility must not turn into a dead letter.
-    utility_name: Annotated[Text, Field(min_length=1, max_length=64)]
-    status: Literal["INITIATED", "COMPLETED", "FAILED"]
-
-
-MeterStateEvent = GlobalStatusUpdated | ParticipationStatusUpdated | RequiredActionsUpdated
-LeapEvent = Annotated[
-    MeterCreated
-    | GlobalStatusUpdated
-    | ParticipationStatusUpdated
-    | RequiredActionsUpdated
-    | GroupUpdated
-    | ConnectSessionUpdated
-    | AuthorizationUpdated,
-    Field(discriminator="webhook_event_type"),
-]
-EVENT_ADAPTER: TypeAdapter[LeapEvent] = TypeAdapter(LeapEvent)
-KNOWN_EVENT_TYPES = frozenset(
-    {
-        "meter.created",
-        "meter.enrollment.global-status.updated",
-        "meter.enrollment.participation-status.updated",
-        "meter.enrollment.required-actions.updated",
-        "meter.enrollment.group.updated",
-        "connect_session.updated",
-        "connect_session.authorization_updated",
-    }
-)
 _EVENT_TYPE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
@@ -202,7 +53,3 @@ def read_envelope(body: Any) -> Envelope:
 class ReceiptOut(BaseModel):
     webhook_event_id: uuid.UUID
     status: Literal["accepted", "duplicate", "ignored", "failed"]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -22,22 +22,22 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import logs
+from app.clock import utc_now
 from app.db import is_unavailable
 from app.groups.service import apply_group_updated
-from app.meters.service import MeterEvent, facts_from
-from app.meters.service import apply_event as apply_meter_event
-from app.partners.service import apply_connect_event
-from app.webhooks import parsing, repository
-from app.webhooks.schemas import (
+from app.leap.events import (
     EVENT_ADAPTER,
     KNOWN_EVENT_TYPES,
     AuthorizationUpdated,
     ConnectSessionUpdated,
     GroupUpdated,
     LeapEvent,
-    read_envelope,
-    utc_now,
 )
+from app.meters.service import MeterEvent, facts_from
+from app.meters.service import apply_event as apply_meter_event
+from app.partners.service import apply_connect_event
+from app.webhooks import parsing, repository
+from app.webhooks.schemas import read_envelope
 
 log = logging.getLogger("meter_sync.webhooks")
 

@@ -35,7 +35,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from app.sync.leap_models import (
+from app.leap.models import (
     EnrollmentPage,
     LeapEnrollment,
     LeapMeter,
