@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -28,6 +29,38 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from app.db import metadata
 
 TZ = DateTime(timezone=True)
+
+
+class WebhookStatus(StrEnum):
+    """Where a stored webhook event stands (docs/operations.md says what each means)."""
+
+    RECEIVED = "received"
+    APPLIED = "applied"
+    FAILED = "failed"  # apply failed; the worker retries it
+    IGNORED = "ignored"  # unknown event type, kept
+    DEAD = "dead"  # invalid payload, or retries exhausted: for ops to look at
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DEAD = "dead"
+
+
+class JobKind(StrEnum):
+    REFRESH_METER = "refresh_meter"
+
+
+class RunMode(StrEnum):
+    DELTA = "delta"
+    FULL = "full"
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
 
 
 class Base(DeclarativeBase):
@@ -171,8 +204,7 @@ class WebhookEvent(Base):
     webhook_event_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, Identity(), nullable=False, unique=True)
     event_type: Mapped[str] = mapped_column(Text, nullable=False)
-    # received | applied | failed | ignored | dead
-    status: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(Text, nullable=False)  # WebhookStatus
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
     meter_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
@@ -200,7 +232,7 @@ class WebhookEvent(Base):
         Index(
             "ix_webhook_events_retry",
             "next_attempt_at",
-            postgresql_where=text("status = 'failed'"),
+            postgresql_where=text(f"status = '{WebhookStatus.FAILED}'"),
         ),
     )
 
@@ -219,8 +251,9 @@ class Job(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(
         JSONB, nullable=False, server_default=text("'{}'::jsonb")
     )
-    # queued | running | done | dead
-    status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'queued'"))
+    status: Mapped[str] = mapped_column(  # JobStatus
+        Text, nullable=False, server_default=text("'queued'")
+    )
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     run_after: Mapped[datetime] = _now()
     locked_by: Mapped[str | None] = mapped_column(Text)
@@ -235,10 +268,15 @@ class Job(Base):
             "kind",
             "meter_id",
             unique=True,
-            postgresql_where=text("status = 'queued'"),
+            postgresql_where=text(f"status = '{JobStatus.QUEUED}'"),
             postgresql_nulls_not_distinct=True,
         ),
-        Index("ix_jobs_claim", "run_after", "id", postgresql_where=text("status = 'queued'")),
+        Index(
+            "ix_jobs_claim",
+            "run_after",
+            "id",
+            postgresql_where=text(f"status = '{JobStatus.QUEUED}'"),
+        ),
     )
 
 
@@ -248,9 +286,8 @@ class SyncRun(Base):
     __tablename__ = "sync_runs"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    mode: Mapped[str] = mapped_column(Text, nullable=False)  # delta | full
-    # queued | running | succeeded | failed
-    status: Mapped[str] = mapped_column(Text, nullable=False)
+    mode: Mapped[str] = mapped_column(Text, nullable=False)  # RunMode
+    status: Mapped[str] = mapped_column(Text, nullable=False)  # RunStatus
     trigger: Mapped[str] = mapped_column(Text, nullable=False)  # schedule | request | cli
     # Delta runs: Leap's last_modified_date_time filter used for every page.
     modified_since: Mapped[datetime | None] = mapped_column(TZ)

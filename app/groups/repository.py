@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from datetime import date, datetime
@@ -272,3 +273,57 @@ async def windows_for(
             )
         )
     return found
+
+
+_UPSERT_GROUPS = text(
+    """
+    INSERT INTO market_groups (market_group_id, name)
+    SELECT DISTINCT ON (g.id) g.id, g.name
+    FROM jsonb_to_recordset(CAST(:groups AS jsonb)) AS g(id uuid, name text)
+    ORDER BY g.id
+    ON CONFLICT (market_group_id) DO UPDATE
+        SET name = COALESCE(EXCLUDED.name, market_groups.name), updated_at = now()
+    """
+)
+
+# A meter's enrollment windows are replaced as a whole by its newest enrollment record.
+_DROP_ENROLLMENT_WINDOWS = text(
+    """
+    DELETE FROM group_memberships
+    WHERE source = :source AND meter_id = ANY(CAST(:meter_ids AS uuid[]))
+    """
+)
+
+_ADD_ENROLLMENT_WINDOWS = text(
+    """
+    WITH write AS (SELECT nextval('group_membership_seq') AS seq)
+    INSERT INTO group_memberships
+        (market_group_id, window_start, window_end, source, meter_id, seq)
+    SELECT w.market_group_id, w.window_start, w.window_end, :source, w.meter_id, write.seq
+    FROM write, jsonb_to_recordset(CAST(:windows AS jsonb)) AS w(
+        meter_id uuid, market_group_id uuid, window_start timestamptz, window_end timestamptz)
+    ON CONFLICT DO NOTHING
+    """
+)
+
+
+async def upsert_groups(session: AsyncSession, groups: list[dict[str, Any]]) -> None:
+    """Create or rename groups from `[{"id", "name"}]` (a missing name keeps the old)."""
+    if groups:
+        await session.execute(_UPSERT_GROUPS, {"groups": json.dumps(groups)})
+
+
+async def replace_enrollment_windows(
+    session: AsyncSession, meter_ids: list[uuid.UUID], windows: list[dict[str, Any]]
+) -> None:
+    """These meters' enrollment windows become exactly `windows`
+    (`[{"meter_id", "market_group_id", "window_start", "window_end"}]`)."""
+    if meter_ids:
+        await session.execute(
+            _DROP_ENROLLMENT_WINDOWS,
+            {"meter_ids": [str(m) for m in meter_ids], "source": ENROLLMENT},
+        )
+    if windows:
+        await session.execute(
+            _ADD_ENROLLMENT_WINDOWS, {"windows": json.dumps(windows), "source": ENROLLMENT}
+        )

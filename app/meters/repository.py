@@ -11,15 +11,17 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import RowMapping, TextClause, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app import jobs
 from app.groups import repository as groups
 from app.meters.schemas import MeterListQuery
-from app.models import Meter
-from app.sync.jobs import REFRESH_METER
+from app.models import JobKind, Meter
+from app.partners import repository as partners
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +48,7 @@ class MeterFacts:
             "required_actions": _json(self.required_actions),
             "participation": _json(self.participation),
             "refresh": refresh,
-            "refresh_kind": REFRESH_METER,
+            "refresh_kind": JobKind.REFRESH_METER,
         }
 
 
@@ -80,11 +82,11 @@ def meter_effects(gate: str) -> str:
                CAST(:refresh AS boolean) AND {gate} AS refresh,
                CAST(:refresh_kind AS text) AS refresh_kind,
                {gate} AS go
-    ), partner AS (
-        INSERT INTO partners (partner_reference)
-        SELECT reference FROM args WHERE go AND reference IS NOT NULL
-        ON CONFLICT DO NOTHING
-    ), meter AS (
+    ), {
+        partners.ensure_partners_cte(
+            "partner", "SELECT reference FROM args WHERE go AND reference IS NOT NULL"
+        )
+    }, meter AS (
         INSERT INTO meters AS m (meter_id, partner_reference, transmission_region, meter_type,
                                  enrollment_status, required_actions, participation_preferences)
         SELECT meter_id, reference, region, meter_type, status,
@@ -112,20 +114,10 @@ def meter_effects(gate: str) -> str:
             archived_at = NULL,
             last_seen_at = now(),
             updated_at = now()
-        RETURNING m.partner_reference AS now_ref, m.previous_partner_reference AS was_ref
-    ), unlinked AS (
-        INSERT INTO partner_events (partner_reference, kind, meter_id, webhook_event_id)
-        SELECT meter.was_ref, 'meter_unlinked', args.meter_id, args.event_id FROM meter, args
-        WHERE meter.was_ref IS NOT NULL AND meter.was_ref IS DISTINCT FROM meter.now_ref
-    ), linked AS (
-        INSERT INTO partner_events (partner_reference, kind, meter_id, webhook_event_id)
-        SELECT meter.now_ref, 'meter_linked', args.meter_id, args.event_id FROM meter, args
-        WHERE meter.now_ref IS NOT NULL AND meter.now_ref IS DISTINCT FROM meter.was_ref
-    ), refresh AS (
-        INSERT INTO jobs (kind, meter_id)
-        SELECT refresh_kind, meter_id FROM args WHERE refresh
-        ON CONFLICT (kind, meter_id) WHERE status = 'queued' DO NOTHING
-    )"""
+        RETURNING m.meter_id, m.partner_reference AS now_ref,
+                  m.previous_partner_reference AS was_ref
+    ), {partners.link_history_ctes("meter", event_id="(SELECT event_id FROM args)")},
+    {jobs.enqueue_cte("refresh", "args WHERE refresh")}"""
 
 
 _APPLY = text(f"WITH {meter_effects('TRUE')} SELECT 1")
@@ -196,3 +188,128 @@ async def list_page(
     if after is not None:
         statement = statement.where(Meter.meter_id > after)
     return (await session.execute(statement)).mappings().all()
+
+
+def _newer(column: str, incoming: str = "EXCLUDED") -> str:
+    """SQL: the incoming record is at least as new as the stored one (or either is unknown)."""
+    return (
+        f"(m.{column} IS NULL OR {incoming}.{column} IS NULL OR m.{column} <= {incoming}.{column})"
+    )
+
+
+def _take_if_newer(columns: Sequence[str], version: str) -> str:
+    newer = _newer(version)
+    return ",\n".join(f"{c} = CASE WHEN {newer} THEN EXCLUDED.{c} ELSE m.{c} END" for c in columns)
+
+
+_METER_COLUMNS = (
+    "partner_reference",
+    "transmission_region",
+    "meter_type",
+    "utility_name",
+    "load_zone",
+    "leap_meter",
+    "is_archived",
+)
+
+# Leap's records, a page at a time. A changed reference is recorded on both partner
+# records, by the same rule as for webhook events (partners.link_history_ctes).
+_STORE_METERS = text(
+    f"""
+    WITH incoming AS (
+        SELECT * FROM jsonb_to_recordset(CAST(:records AS jsonb)) AS r(
+            meter_id uuid, partner_reference text, transmission_region text, meter_type text,
+            utility_name text, load_zone text, is_archived boolean,
+            leap_updated_at timestamptz, leap_meter jsonb)
+    ), {
+        partners.ensure_partners_cte(
+            "partner",
+            "SELECT DISTINCT partner_reference FROM incoming WHERE partner_reference IS NOT NULL",
+        )
+    }, stored AS (
+        INSERT INTO meters AS m (meter_id, partner_reference, transmission_region, meter_type,
+                                 utility_name, load_zone, is_archived, archived_at,
+                                 leap_updated_at, leap_meter, seen_run_id)
+        SELECT meter_id, partner_reference, transmission_region, meter_type, utility_name,
+               load_zone, is_archived, CASE WHEN is_archived THEN now() END,
+               leap_updated_at, leap_meter, CAST(:run_id AS bigint)
+        FROM incoming
+        ON CONFLICT (meter_id) DO UPDATE SET
+            previous_partner_reference = m.partner_reference,
+            {_take_if_newer(_METER_COLUMNS, "leap_updated_at")},
+            archived_at = CASE WHEN {_newer("leap_updated_at")}
+                THEN (CASE WHEN EXCLUDED.is_archived THEN COALESCE(m.archived_at, now()) END)
+                ELSE m.archived_at END,
+            leap_updated_at = GREATEST(m.leap_updated_at, EXCLUDED.leap_updated_at),
+            seen_run_id = COALESCE(EXCLUDED.seen_run_id, m.seen_run_id),
+            last_seen_at = now(),
+            updated_at = CASE WHEN {_newer("leap_updated_at")} THEN now() ELSE m.updated_at END
+        RETURNING m.meter_id, m.partner_reference AS now_ref,
+                  m.previous_partner_reference AS was_ref
+    ), {partners.link_history_ctes("stored")}
+    SELECT count(*) FROM stored
+    """
+)
+
+_ENROLLMENT_COLUMNS = (
+    "enrollment_status",
+    "participation_preferences",
+    "required_actions",
+    "leap_enrollment",
+)
+
+_STORE_ENROLLMENTS = text(
+    f"""
+    WITH incoming AS (
+        SELECT * FROM jsonb_to_recordset(CAST(:records AS jsonb)) AS r(
+            meter_id uuid, transmission_region text, enrollment_status text,
+            participation_preferences jsonb, required_actions jsonb,
+            leap_enrollment_updated_at timestamptz, leap_enrollment jsonb)
+    )
+    INSERT INTO meters AS m (meter_id, transmission_region, enrollment_status,
+                             participation_preferences, required_actions,
+                             leap_enrollment_updated_at, leap_enrollment)
+    SELECT meter_id, transmission_region, enrollment_status, participation_preferences,
+           required_actions, leap_enrollment_updated_at, leap_enrollment
+    FROM incoming
+    ON CONFLICT (meter_id) DO UPDATE SET
+        {_take_if_newer(_ENROLLMENT_COLUMNS, "leap_enrollment_updated_at")},
+        leap_enrollment_updated_at =
+            GREATEST(m.leap_enrollment_updated_at, EXCLUDED.leap_enrollment_updated_at),
+        updated_at = CASE WHEN {_newer("leap_enrollment_updated_at")}
+            THEN now() ELSE m.updated_at END
+    RETURNING m.meter_id, m.leap_enrollment_updated_at AS version
+    """
+)
+
+
+_ARCHIVE_UNSEEN = text(
+    """
+    UPDATE meters SET is_archived = true, archived_at = now(), updated_at = now()
+    WHERE NOT is_archived AND seen_run_id IS DISTINCT FROM :run_id AND first_seen_at < :started
+    """
+)
+
+
+async def store_leap_meters(
+    session: AsyncSession, records: list[dict[str, Any]], run_id: int | None
+) -> int:
+    """Upsert meter records from Leap's API (newer `leap_updated_at` wins); how many."""
+    result = await session.execute(
+        _STORE_METERS, {"records": json.dumps(records), "run_id": run_id}
+    )
+    return int(result.scalar_one())
+
+
+async def store_leap_enrollments(
+    session: AsyncSession, records: list[dict[str, Any]]
+) -> dict[uuid.UUID, datetime | None]:
+    """Upsert enrollment records (newer wins); each meter's stored version afterwards."""
+    result = await session.execute(_STORE_ENROLLMENTS, {"records": json.dumps(records)})
+    return {row.meter_id: row.version for row in result}
+
+
+async def archive_unseen(session: AsyncSession, run_id: int, started: datetime) -> int:
+    """A full run's end: meters Leap no longer returned are archived (never deleted)."""
+    result = await session.execute(_ARCHIVE_UNSEEN, {"run_id": run_id, "started": started})
+    return int(result.rowcount)  # type: ignore[attr-defined]

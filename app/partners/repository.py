@@ -13,6 +13,35 @@ from app.clock import utc_now
 from app.models import Meter, Partner, PartnerEvent
 
 
+def ensure_partners_cte(name: str, references: str) -> str:
+    """A CTE that creates the partner record of each reference `references` (a SELECT of
+    one text column) yields, for statements that write meters and partners at once."""
+    return f"""{name} AS (
+        INSERT INTO partners (partner_reference)
+        {references}
+        ON CONFLICT DO NOTHING
+    )"""
+
+
+def link_history_ctes(moves: str, event_id: str = "NULL") -> str:
+    """CTEs `unlinked` and `linked`: the partner link-history rule, written once.
+
+    `moves` is a row source with (meter_id, was_ref, now_ref): a meter whose reference
+    changed is recorded as unlinked from the old record and linked to the new one. The
+    old reference must come from the upsert itself (`previous_partner_reference`, under
+    the row lock), so concurrent writes each see the reference they really replaced.
+    """
+    return f"""unlinked AS (
+        INSERT INTO partner_events (partner_reference, kind, meter_id, webhook_event_id)
+        SELECT mv.was_ref, 'meter_unlinked', mv.meter_id, {event_id} FROM {moves} mv
+        WHERE mv.was_ref IS NOT NULL AND mv.was_ref IS DISTINCT FROM mv.now_ref
+    ), linked AS (
+        INSERT INTO partner_events (partner_reference, kind, meter_id, webhook_event_id)
+        SELECT mv.now_ref, 'meter_linked', mv.meter_id, {event_id} FROM {moves} mv
+        WHERE mv.now_ref IS NOT NULL AND mv.now_ref IS DISTINCT FROM mv.was_ref
+    )"""
+
+
 async def ensure(session: AsyncSession, partner_reference: str) -> None:
     await session.execute(
         pg_insert(Partner).values(partner_reference=partner_reference).on_conflict_do_nothing()

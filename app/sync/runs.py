@@ -17,12 +17,13 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Literal, TypeVar
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import utc_now
 from app.leap.client import LeapAuthError, LeapClient, LeapError
 from app.leap.models import MeterFilter
+from app.meters import repository as meters
 from app.models import SyncRun
 from app.sync import records
 
@@ -34,13 +35,6 @@ PAGE_SIZE = 500
 PHASES = ("meters", "enrollments", "archive", "done")
 Progress = Callable[[SyncRun], None]
 PageT = TypeVar("PageT")
-
-_ARCHIVE_UNSEEN = text(
-    """
-    UPDATE meters SET is_archived = true, archived_at = now(), updated_at = now()
-    WHERE NOT is_archived AND seen_run_id IS DISTINCT FROM :run_id AND first_seen_at < :started
-    """
-)
 
 
 async def request_run(session: AsyncSession, mode: Mode, trigger: str) -> SyncRun:
@@ -152,9 +146,7 @@ async def execute(
                 else:
                     if run.mode == "full":
                         assert run.started_at is not None
-                        await session.execute(
-                            _ARCHIVE_UNSEEN, {"run_id": run.id, "started": run.started_at}
-                        )
+                        await meters.archive_unseen(session, run.id, run.started_at)
                     _advance(run)
                     await session.commit()
         except LeapAuthError as exc:
