@@ -14,7 +14,7 @@ from rich.console import Console
 
 from app import logs
 from app.bootstrap import ensure_credentials
-from app.config import ConfigError, Settings, load_settings
+from app.config import ApiMode, ConfigError, Settings, load_settings
 
 cli = typer.Typer(help="Keep a Leap partner's meter inventory in PostgreSQL.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -133,7 +133,7 @@ def worker(
     """
     from app import metrics
     from app.db import create_engine, session_factory
-    from app.sync.worker import Worker
+    from app.worker import Worker
 
     settings = _settings()
     logs.configure(settings.log_level)
@@ -169,11 +169,11 @@ def sync(
     """Run one reconciliation with Leap's API now, showing progress."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from app import locks
     from app.db import create_engine, session_factory
     from app.leap.client import LeapAuthError, LeapClient
-    from app.models import SyncRun
+    from app.models import RunMode, RunStatus, SyncRun
     from app.sync import runs
-    from app.sync.worker import Worker
 
     settings = _settings()
     if settings.leap_api_key is None:
@@ -187,7 +187,9 @@ def sync(
         sessions = session_factory(engine)
         try:
             async with sessions() as session:
-                run = await runs.request_run(session, "full" if full else "delta", "cli")
+                run = await runs.request_run(
+                    session, RunMode.FULL if full else RunMode.DELTA, "cli"
+                )
                 await session.commit()
             with Progress(
                 SpinnerColumn(),
@@ -206,7 +208,7 @@ def sync(
                     )
 
                 async with engine.connect() as lock:
-                    if await Worker.try_lead(lock):
+                    if await locks.try_session_lock(lock, locks.LEADER):
                         async with LeapClient(ready.leap_api_base_url, api_key) as client:
                             try:
                                 done = await runs.execute(sessions, client, run.id, show)
@@ -220,7 +222,7 @@ def sync(
                 f"run {done.id} {done.status}: {done.pages} pages, {done.meters} meters"
                 + (f" ({done.error})" if done.error else "")
             )
-            return 0 if done.status == "succeeded" else 1
+            return 0 if done.status == RunStatus.SUCCEEDED else 1
         finally:
             await engine.dispose()
 
@@ -240,17 +242,16 @@ def replay(
     """Apply stored webhook events again (one by id, or all failed ones)."""
     import uuid
 
-    from sqlalchemy import select
-
     from app.db import create_engine, session_factory
-    from app.models import WebhookEvent
+    from app.models import WebhookStatus
+    from app.webhooks import repository
     from app.webhooks.retry import replay as replay_event
 
     if (event_id is None) == (not failed):
         console.print("give either an EVENT_ID or --failed")
         raise typer.Exit(2)
     settings = _settings()
-    refresh = settings.api_mode == "api"
+    refresh = settings.api_mode == ApiMode.API
 
     async def main(ready: Settings) -> int:
         assert ready.database_url is not None
@@ -261,17 +262,14 @@ def replay(
                 if event_id is not None:
                     ids = [uuid.UUID(event_id)]
                 else:
-                    query = select(WebhookEvent.webhook_event_id).where(
-                        WebhookEvent.status == "failed"
-                    )
-                    ids = list((await session.scalars(query)).all())
+                    ids = await repository.ids_with_status(session, WebhookStatus.FAILED)
             bad = 0
             for one in ids:
                 async with sessions() as session:
                     event = await replay_event(session, one, refresh=refresh)
                     await session.commit()
                 status = event.status if event else "not found"
-                bad += status != "applied"
+                bad += status != WebhookStatus.APPLIED
                 console.print(f"{one}: {status}", highlight=False)
             return 1 if bad else 0
         finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -22,6 +23,13 @@ Scope = Literal["read", "ops"]
 SCOPES: tuple[Scope, ...] = ("read", "ops")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$")
 _DB_SCHEMES = {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg"}
+
+
+class ApiMode(StrEnum):
+    """`api` with LEAP_API_KEY (enrichment and reconciliation), else webhook-only."""
+
+    API = "api"
+    WEBHOOK_ONLY = "webhook-only"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +131,8 @@ class Settings(BaseSettings):
         return value
 
     @property
-    def api_mode(self) -> Literal["api", "webhook-only"]:
-        return "api" if self.leap_api_key is not None else "webhook-only"
+    def api_mode(self) -> ApiMode:
+        return ApiMode.API if self.leap_api_key is not None else ApiMode.WEBHOOK_ONLY
 
     def masked(self) -> dict[str, str]:
         """Effective values for `meter-sync config`, with every secret masked."""

@@ -24,10 +24,10 @@ from app.metrics import router as metrics_router
 from app.openapi import keep_example_nulls
 from app.partners.endpoints import router as partners_router
 from app.sync.endpoints import router as sync_router
-from app.sync.worker import Worker
 from app.webhooks.endpoints import receive_webhook
 from app.webhooks.endpoints import router as webhooks_router
 from app.webhooks.service import Inbox
+from app.worker import Worker
 
 DESCRIPTION = """
 meter-sync keeps this partner's Leap meter inventory in PostgreSQL: which Leap meter

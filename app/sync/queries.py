@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config import Settings
-from app.models import Job, SyncRun, WebhookEvent
+from app.config import ApiMode, Settings
+from app.models import Job, JobStatus, RunMode, RunStatus, SyncRun, WebhookEvent, WebhookStatus
 from app.sync.runs import last_run
 from app.sync.schemas import RunOut, SyncStatus
 
@@ -22,15 +22,15 @@ async def status(session: AsyncSession, settings: Settings) -> SyncStatus:
     last_event = await session.scalar(
         select(WebhookEvent.received_at).order_by(WebhookEvent.seq.desc()).limit(1)
     )
-    succeeded = await last_run(session, status="succeeded")
+    succeeded = await last_run(session, status=RunStatus.SUCCEEDED)
     result = await session.execute(
         select(WebhookEvent.status, func.count())
-        .where(WebhookEvent.status.in_(("failed", "dead")))
+        .where(WebhookEvent.status.in_((WebhookStatus.FAILED, WebhookStatus.DEAD)))
         .group_by(WebhookEvent.status)
     )
     counts: dict[str, int] = {status: count for status, count in result}
-    queued = await session.scalar(select(func.count()).where(Job.status == "queued"))
-    api = settings.api_mode == "api"
+    queued = await session.scalar(select(func.count()).where(Job.status == JobStatus.QUEUED))
+    api = settings.api_mode == ApiMode.API
     return SyncStatus(
         mode=settings.api_mode,
         detail=(
@@ -41,15 +41,15 @@ async def status(session: AsyncSession, settings: Settings) -> SyncStatus:
         last_event_received_at=last_event,
         seconds_since_last_event=(now - last_event).total_seconds() if last_event else None,
         last_run=_out(await last_run(session)),
-        last_full_run=_out(await last_run(session, "full")),
+        last_full_run=_out(await last_run(session, RunMode.FULL)),
         lag_seconds=(
             (now - succeeded.started_at).total_seconds()
             if succeeded is not None and succeeded.started_at is not None
             else None
         ),
         queued_jobs=int(queued or 0),
-        failed_events=int(counts.get("failed", 0)),
-        dead_events=int(counts.get("dead", 0)),
+        failed_events=int(counts.get(WebhookStatus.FAILED, 0)),
+        dead_events=int(counts.get(WebhookStatus.DEAD, 0)),
     )
 
 

@@ -15,7 +15,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,12 +24,11 @@ from app.clock import utc_now
 from app.leap.client import LeapAuthError, LeapClient, LeapError
 from app.leap.models import MeterFilter
 from app.meters import repository as meters
-from app.models import SyncRun
+from app.models import RunMode, RunStatus, SyncRun
 from app.sync import records
 
 log = logging.getLogger("meter_sync.sync")
 
-Mode = Literal["delta", "full"]
 OVERLAP = timedelta(minutes=5)
 PAGE_SIZE = 500
 PHASES = ("meters", "enrollments", "archive", "done")
@@ -37,16 +36,16 @@ Progress = Callable[[SyncRun], None]
 PageT = TypeVar("PageT")
 
 
-async def request_run(session: AsyncSession, mode: Mode, trigger: str) -> SyncRun:
+async def request_run(session: AsyncSession, mode: RunMode, trigger: str) -> SyncRun:
     """Queue a run for the leader worker (flush only; the caller commits)."""
-    run = SyncRun(mode=mode, status="queued", trigger=trigger)
+    run = SyncRun(mode=mode, status=RunStatus.QUEUED, trigger=trigger)
     session.add(run)
     await session.flush()
     return run
 
 
 async def last_run(
-    session: AsyncSession, mode: Mode | None = None, status: str | None = None
+    session: AsyncSession, mode: RunMode | None = None, status: RunStatus | None = None
 ) -> SyncRun | None:
     query = select(SyncRun).order_by(SyncRun.id.desc()).limit(1)
     if mode is not None:
@@ -58,7 +57,7 @@ async def last_run(
 
 async def next_run(session: AsyncSession) -> SyncRun | None:
     """An interrupted run to resume first, else the oldest queued one."""
-    for status in ("running", "queued"):
+    for status in (RunStatus.RUNNING, RunStatus.QUEUED):
         run = (
             await session.scalars(
                 select(SyncRun).where(SyncRun.status == status).order_by(SyncRun.id).limit(1)
@@ -74,7 +73,7 @@ FAILED_RUN_PAUSE = timedelta(seconds=60)
 
 async def due_mode(
     session: AsyncSession, delta_every: timedelta, full_every: timedelta, now: datetime
-) -> Mode | None:
+) -> RunMode | None:
     """Which scheduled run is due now, if any (a full run also counts as a delta).
 
     After a failed run the schedule waits a little (or the interval, if shorter), so a
@@ -84,30 +83,30 @@ async def due_mode(
     pause = min(FAILED_RUN_PAUSE, delta_every)
     if (
         latest_any is not None
-        and latest_any.status == "failed"
+        and latest_any.status == RunStatus.FAILED
         and latest_any.finished_at is not None
         and now - latest_any.finished_at < pause
     ):
         return None
-    full = await last_run(session, "full", "succeeded")
+    full = await last_run(session, RunMode.FULL, RunStatus.SUCCEEDED)
     if full is None or full.started_at is None or now - full.started_at >= full_every:
-        return "full"
-    latest = await last_run(session, status="succeeded")
+        return RunMode.FULL
+    latest = await last_run(session, status=RunStatus.SUCCEEDED)
     if latest is None or latest.started_at is None or now - latest.started_at >= delta_every:
-        return "delta"
+        return RunMode.DELTA
     return None
 
 
 async def _start(session: AsyncSession, run: SyncRun) -> None:
-    if run.status == "running":
+    if run.status == RunStatus.RUNNING:
         log.info("resuming sync run", extra={"run_id": run.id, "phase": run.phase})
         return
-    run.status = "running"
+    run.status = RunStatus.RUNNING
     run.started_at = run.heartbeat_at = utc_now()
-    if run.mode == "delta":
-        previous = await last_run(session, status="succeeded")
+    if run.mode == RunMode.DELTA:
+        previous = await last_run(session, status=RunStatus.SUCCEEDED)
         if previous is None or previous.started_at is None:
-            run.mode = "full"  # nothing to be a delta of yet
+            run.mode = RunMode.FULL  # nothing to be a delta of yet
         else:
             run.modified_since = previous.started_at - OVERLAP
 
@@ -118,7 +117,7 @@ async def _finish(
     run.status = status
     run.error = error
     run.finished_at = utc_now()
-    if status == "failed":
+    if status == RunStatus.FAILED:
         run.errors += 1
     await session.commit()
 
@@ -144,20 +143,20 @@ async def execute(
                 elif run.phase == "enrollments":
                     await _walk_enrollments(session, run, client, base, progress)
                 else:
-                    if run.mode == "full":
+                    if run.mode == RunMode.FULL:
                         assert run.started_at is not None
                         await meters.archive_unseen(session, run.id, run.started_at)
                     _advance(run)
                     await session.commit()
         except LeapAuthError as exc:
             await session.rollback()
-            await _finish(session, run, "failed", f"Leap refused the API key: {exc}")
+            await _finish(session, run, RunStatus.FAILED, f"Leap refused the API key: {exc}")
             raise
         except LeapError as exc:
             await session.rollback()
-            await _finish(session, run, "failed", f"page failed after retries: {exc}")
+            await _finish(session, run, RunStatus.FAILED, f"page failed after retries: {exc}")
             return run
-        await _finish(session, run, "succeeded")
+        await _finish(session, run, RunStatus.SUCCEEDED)
         log.info(
             "sync run finished",
             extra={"run_id": run.id, "mode": run.mode, "pages": run.pages, "meters": run.meters},
@@ -209,7 +208,7 @@ async def _walk_meters(
     base: MeterFilter,
     progress: Progress | None,
 ) -> None:
-    seen_by = run.id if run.mode == "full" else None
+    seen_by = run.id if run.mode == RunMode.FULL else None
     async for page in _prefetched(client.iter_meter_pages(base.with_page_token(run.page_token))):
         stored = await records.store_meters(session, page.meters, seen_by)
         _page_stored(run, stored, page.next_page_token)
@@ -248,6 +247,6 @@ async def wait_for(
                 raise LookupError(f"no sync run {run_id}")
             if progress is not None:
                 progress(run)
-            if run.status in ("succeeded", "failed"):
+            if run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
                 return run
         await asyncio.sleep(poll_s)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
+
+from app.config import ApiMode
+from app.models import RunMode
 
 
 class RunOut(BaseModel):
@@ -28,11 +30,11 @@ class RunOut(BaseModel):
 class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["delta", "full"] = "delta"
+    mode: RunMode = RunMode.DELTA
 
 
 class SyncStatus(BaseModel):
-    mode: Literal["api", "webhook-only"]
+    mode: ApiMode
     detail: str
     last_event_received_at: datetime | None
     seconds_since_last_event: float | None

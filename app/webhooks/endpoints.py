@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from app import metrics
 from app.auth import OpsScope, secret_matches
+from app.config import ApiMode
 from app.deps import SessionDep, SettingsDep
 from app.params import QueryInt, single_valued
 from app.problems import Problem, problem_response, problem_responses
@@ -109,7 +110,9 @@ async def receive_webhook(request: Request) -> JSONResponse:
     except TimeoutError:
         return _refused("invalid", started, 408, "body not received in time")
     try:
-        receipt = await receive(request.app.state.inbox, raw, refresh=settings.api_mode == "api")
+        receipt = await receive(
+            request.app.state.inbox, raw, refresh=settings.api_mode == ApiMode.API
+        )
     except Rejected as exc:
         extra: dict[str, Any] = {"errors": exc.errors} if exc.errors else {}
         return _refused("invalid", started, exc.status, exc.detail, **extra)
@@ -184,7 +187,7 @@ async def get_webhook_event(
 async def replay_webhook_event(
     webhook_event_id: uuid.UUID, session: SessionDep, settings: SettingsDep, _: OpsScope
 ) -> EventDetail:
-    event = await replay(session, webhook_event_id, refresh=settings.api_mode == "api")
+    event = await replay(session, webhook_event_id, refresh=settings.api_mode == ApiMode.API)
     if event is None:
         raise Problem(404, "no webhook event with this id")
     return event_detail(event)

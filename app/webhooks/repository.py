@@ -5,26 +5,27 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
-from sqlalchemy import select, text
+from sqlalchemy import Row, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db import POOL_TIMEOUT_S, RawStatement
 from app.meters.repository import MeterFacts, with_effects
-from app.models import WebhookEvent
+from app.models import WebhookEvent, WebhookStatus
 
 Executor = AsyncSession | AsyncConnection
 
 # The inbox write: exactly one row per Leap event id, however many deliveries race.
 _INSERT = text(
-    """
+    f"""
     INSERT INTO webhook_events (webhook_event_id, event_type, status, error, meter_id,
                                 partner_reference, body, body_sha256, body_size,
                                 applied_at, next_attempt_at)
     VALUES (:event_id, :event_type, :status, :error, :meter_id, :partner_reference,
             :body, :sha, :size,
-            CASE WHEN :status = 'applied' THEN now() END, :next_attempt_at)
+            CASE WHEN :status = '{WebhookStatus.APPLIED}' THEN now() END, :next_attempt_at)
     ON CONFLICT (webhook_event_id) DO NOTHING
     RETURNING seq
     """
@@ -33,11 +34,11 @@ _INSERT = text(
 # A meter event stored and applied in one statement (atomic on its own, one round trip):
 # the effects run only when this delivery's row was the one inserted.
 _STORE_METER_EVENT = with_effects(
-    """
+    f"""
     event AS (
         INSERT INTO webhook_events (webhook_event_id, event_type, status, meter_id,
                                     partner_reference, body, body_sha256, body_size, applied_at)
-        VALUES (:event_id, :event_type, 'applied', :meter_id, :partner_reference,
+        VALUES (:event_id, :event_type, '{WebhookStatus.APPLIED}', :meter_id, :partner_reference,
                 :body, :sha, :size, now())
         ON CONFLICT (webhook_event_id) DO NOTHING
         RETURNING 1
@@ -86,7 +87,7 @@ async def insert(
     *,
     event_id: uuid.UUID,
     event_type: str,
-    status: str,
+    status: WebhookStatus,
     body: bytes,
     sha: bytes,
     error: str | None = None,
@@ -123,6 +124,11 @@ async def get(session: AsyncSession, event_id: uuid.UUID) -> WebhookEvent | None
     return await session.get(WebhookEvent, event_id)
 
 
+async def ids_with_status(session: AsyncSession, status: WebhookStatus) -> list[uuid.UUID]:
+    query = select(WebhookEvent.webhook_event_id).where(WebhookEvent.status == status)
+    return list((await session.scalars(query.order_by(WebhookEvent.seq))).all())
+
+
 async def list_events(
     session: AsyncSession,
     *,
@@ -139,3 +145,42 @@ async def list_events(
     if after_seq is not None:
         query = query.where(WebhookEvent.seq > after_seq)
     return (await session.scalars(query)).all()
+
+
+# One retention batch: walk the inbox in `seq` order (its unique index; received_at has
+# none) from where the last batch stopped, up to the first row not yet old enough, and
+# drop the bodies of the old rows. Events still waiting for a retry keep theirs.
+_PRUNE_BATCH = text(
+    f"""
+    WITH chunk AS (
+        SELECT webhook_event_id, seq, received_at < :cutoff AS old,
+               body IS NOT NULL AND status NOT IN ('{WebhookStatus.FAILED}', '{WebhookStatus.RECEIVED}') AS prunable
+        FROM webhook_events WHERE seq > :after ORDER BY seq LIMIT :batch
+    ), edge AS (
+        SELECT min(seq) AS seq FROM chunk WHERE NOT old
+    ), done AS (
+        SELECT * FROM chunk WHERE old AND (seq < (SELECT seq FROM edge) OR NOT EXISTS (
+            SELECT 1 FROM chunk WHERE NOT old))
+    ), pruned AS (
+        UPDATE webhook_events w SET body = NULL
+        FROM done WHERE w.webhook_event_id = done.webhook_event_id AND done.prunable
+        RETURNING 1
+    )
+    SELECT (SELECT max(seq) FROM done) AS last_seq,
+           (SELECT count(*) FROM done) AS scanned,
+           (SELECT count(*) FROM pruned) AS pruned,
+           EXISTS (SELECT 1 FROM edge WHERE seq IS NOT NULL) AS reached_new
+    """
+)
+
+
+async def prune_bodies(
+    session: AsyncSession, *, cutoff: datetime, after_seq: int, batch: int
+) -> Row[Any]:
+    """One retention batch from `after_seq`: (last_seq, scanned, pruned, reached_new)."""
+    params = {
+        "cutoff": cutoff,
+        "after": after_seq,
+        "batch": batch,
+    }
+    return (await session.execute(_PRUNE_BATCH, params)).one()

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import metrics
 from app.clock import utc_now
 from app.leap.events import EVENT_ADAPTER, KNOWN_EVENT_TYPES
-from app.models import WebhookEvent
+from app.models import WebhookEvent, WebhookStatus
 from app.webhooks import parsing
 from app.webhooks.schemas import read_envelope
 from app.webhooks.service import apply, retry_delay, storable_text
@@ -35,24 +35,28 @@ async def reapply(session: AsyncSession, event: WebhookEvent, *, refresh: bool) 
             raise ValueError("the body was pruned by retention")
         envelope = read_envelope(parsing.decode(event.body))
         if envelope.event_type not in KNOWN_EVENT_TYPES:
-            event.status = "ignored"
+            event.status = WebhookStatus.IGNORED
             return True
         payload = EVENT_ADAPTER.validate_python(envelope.payload)
         async with session.begin_nested():
             await apply(session, payload, event.webhook_event_id, refresh=refresh)
     except (ValueError, ValidationError, parsing.BadBody) as exc:
-        event.status, event.error, event.next_attempt_at = "dead", storable_text(str(exc)), None
+        event.status, event.error, event.next_attempt_at = (
+            WebhookStatus.DEAD,
+            storable_text(str(exc)),
+            None,
+        )
         return False
     except Exception as exc:
         event.error = storable_text(f"{type(exc).__name__}: {exc}")
         if event.attempts >= MAX_ATTEMPTS:
-            event.status, event.next_attempt_at = "dead", None
+            event.status, event.next_attempt_at = WebhookStatus.DEAD, None
         else:
-            event.status = "failed"
+            event.status = WebhookStatus.FAILED
             event.next_attempt_at = utc_now() + retry_delay(event.attempts)
         return False
     event.status, event.error, event.applied_at, event.next_attempt_at = (
-        "applied",
+        WebhookStatus.APPLIED,
         None,
         utc_now(),
         None,
@@ -66,7 +70,10 @@ async def retry_due(sessions: async_sessionmaker[AsyncSession], *, refresh: bool
         due = (
             await session.scalars(
                 select(WebhookEvent)
-                .where(WebhookEvent.status == "failed", WebhookEvent.next_attempt_at <= utc_now())
+                .where(
+                    WebhookEvent.status == WebhookStatus.FAILED,
+                    WebhookEvent.next_attempt_at <= utc_now(),
+                )
                 .order_by(WebhookEvent.next_attempt_at)
                 .limit(BATCH)
                 .with_for_update(skip_locked=True)

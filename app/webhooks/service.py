@@ -35,6 +35,7 @@ from app.leap.events import (
 )
 from app.meters.service import MeterEvent, facts_from
 from app.meters.service import apply_event as apply_meter_event
+from app.models import WebhookStatus
 from app.partners.service import apply_connect_event
 from app.webhooks import parsing, repository
 from app.webhooks.schemas import read_envelope
@@ -131,12 +132,12 @@ async def receive(inbox: Inbox, raw: bytes, *, refresh: bool) -> Receipt:
     try:
         async with asyncio.timeout(STORE_DEADLINE_S):
             if event_type not in KNOWN_EVENT_TYPES:
-                return await delivery.store_only("ignored")
+                return await delivery.store_only(WebhookStatus.IGNORED)
             try:
                 event = EVENT_ADAPTER.validate_python(envelope.payload)
             except ValidationError as exc:
                 errors = field_errors(exc)
-                await delivery.store_only("dead", error=_error_text(errors))
+                await delivery.store_only(WebhookStatus.DEAD, error=_error_text(errors))
                 raise Rejected(422, "payload does not match Leap's schema", errors) from None
             if isinstance(event, GroupUpdated | ConnectSessionUpdated | AuthorizationUpdated):
                 return await delivery.store_and_apply(event, refresh)
@@ -179,7 +180,7 @@ class _Delivery:
         conflicting = await repository.note_redelivery(conn, self.event_id, self.sha)
         return self._receipt("duplicate", conflicting)
 
-    async def store_only(self, status: str, error: str | None = None) -> Receipt:
+    async def store_only(self, status: WebhookStatus, error: str | None = None) -> Receipt:
         async with self.inbox.autocommit().connect() as conn:
             stored = await repository.insert(
                 conn,
@@ -191,7 +192,7 @@ class _Delivery:
                 error=error,
             )
             if stored:
-                return self._receipt("ignored" if status == "ignored" else "failed")
+                return self._receipt("ignored" if status == WebhookStatus.IGNORED else "failed")
             return await self._duplicate(conn)
 
     async def store_meter_event(self, event: MeterEvent, refresh: bool) -> Receipt:
@@ -222,7 +223,7 @@ class _Delivery:
                     session,
                     event_id=self.event_id,
                     event_type=self.event_type,
-                    status="applied",
+                    status=WebhookStatus.APPLIED,
                     body=self.raw,
                     sha=self.sha,
                     meter_id=meter_id,
@@ -254,7 +255,7 @@ class _Delivery:
                 conn,
                 event_id=self.event_id,
                 event_type=self.event_type,
-                status="failed",
+                status=WebhookStatus.FAILED,
                 body=self.raw,
                 sha=self.sha,
                 error=storable_text(f"{type(failure).__name__}: {failure}"),
