@@ -154,7 +154,8 @@ _PRUNE_BATCH = text(
     f"""
     WITH chunk AS (
         SELECT webhook_event_id, seq, received_at < :cutoff AS old,
-               body IS NOT NULL AND status NOT IN ('{WebhookStatus.FAILED}', '{WebhookStatus.RECEIVED}') AS prunable
+               body IS NOT NULL
+               AND status NOT IN ('{WebhookStatus.FAILED}', '{WebhookStatus.RECEIVED}') AS prunable
         FROM webhook_events WHERE seq > :after ORDER BY seq LIMIT :batch
     ), edge AS (
         SELECT min(seq) AS seq FROM chunk WHERE NOT old
