@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,7 +15,7 @@ from app.problems import Problem
 bearer = HTTPBearer(auto_error=False, description="An API key from API_KEYS")
 
 
-def secret_matches(candidate: bytes, secrets: list[bytes]) -> bool:
+def secret_matches(candidate: bytes, secrets: Iterable[bytes]) -> bool:
     """Constant-time membership test: every secret is compared, whatever matches."""
     found = False
     for secret in secrets:

@@ -19,6 +19,7 @@ from app.groups.trade_dates import (
 )
 from app.markets import zone_for
 from app.meters import repository
+from app.meters.presenters import enrollment_view, group_on, meter_out
 from app.meters.schemas import (
     EnrollmentView,
     MeterListQuery,
@@ -27,7 +28,6 @@ from app.meters.schemas import (
     MeterSummary,
     ParticipationOut,
 )
-from app.meters.views import enrollment_view, group_on, meter_out
 from app.models import Meter
 from app.problems import Problem
 

@@ -10,7 +10,7 @@ from app.config import Settings
 from app.groups import repository as groups
 from app.groups.trade_dates import current_trade_date
 from app.markets import zone_for
-from app.meters.views import group_on
+from app.meters.presenters import group_on
 from app.partners import repository
 from app.partners.schemas import PartnerHistoryItem, PartnerMeter, PartnerOut
 from app.problems import Problem

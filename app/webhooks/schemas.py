@@ -1,4 +1,5 @@
-"""The webhook envelope every delivery must carry, and the receipt the receiver answers.
+"""The webhook envelope every delivery must carry, the receipt the receiver answers, and
+the event log's response shapes.
 
 The event payloads inside the envelope are Leap's contract: `app.leap.events`.
 """
@@ -6,9 +7,10 @@ The event payloads inside the envelope are Leap's contract: `app.leap.events`.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 
 class _Model(BaseModel):
@@ -53,3 +55,35 @@ def read_envelope(body: Any) -> Envelope:
 class ReceiptOut(BaseModel):
     webhook_event_id: uuid.UUID
     status: Literal["accepted", "duplicate", "ignored", "failed"]
+
+
+class EventSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    webhook_event_id: uuid.UUID
+    event_type: str
+    status: str
+    error: str | None
+    attempts: int
+    meter_id: uuid.UUID | None
+    partner_reference: str | None
+    duplicate_deliveries: int
+    conflicting_deliveries: int
+    received_at: datetime
+    applied_at: datetime | None
+
+
+class EventDetail(EventSummary):
+    body_size: int
+    # The body as delivered, decoded as UTF-8 with bad bytes replaced; null once pruned.
+    body: str | None
+
+    @field_validator("body", mode="before")
+    @classmethod
+    def _decode(cls, value: object) -> object:
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+class EventPage(BaseModel):
+    items: list[EventSummary]
+    next_cursor: str | None

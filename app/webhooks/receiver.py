@@ -1,0 +1,176 @@
+"""POST /webhooks/leap: Leap's deliveries, on the service's hot path.
+
+One plain Starlette route, registered once (`mount`): the receiver uses none of FastAPI's
+per-request dependency machinery, which cost ~15% of its CPU (docs/benchmarks.md). It is
+documented in OpenAPI by `OPERATION`. Everything it needs is one `Receiver`, built in the
+app's lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from app import metrics
+from app.auth import secret_matches
+from app.config import ApiMode, Settings
+from app.problems import problem_response, problem_responses
+from app.webhooks.schemas import ReceiptOut
+from app.webhooks.service import Inbox, Rejected, Unavailable, receive
+
+log = logging.getLogger("meter_sync.webhooks")
+
+PATH = "/webhooks/leap"
+# A body that trickles in slower than this is refused rather than waited on forever.
+BODY_READ_TIMEOUT_S = 10.0
+_STATUS_CODES = {"accepted": 202, "ignored": 202, "failed": 202, "duplicate": 200}
+
+
+@dataclass(frozen=True, slots=True)
+class Receiver:
+    """What the receiver needs: the secret header and values, limits, and the inbox."""
+
+    header: bytes  # lower-case, as ASGI gives header names
+    secrets: tuple[bytes, ...]
+    max_body_bytes: int
+    refresh: bool  # API mode: every state event also queues a refetch from Leap
+    inbox: Inbox
+
+    @classmethod
+    def build(cls, settings: Settings, inbox: Inbox) -> Receiver:
+        return cls(
+            header=settings.leap_webhook_header.lower().encode("latin-1"),
+            secrets=tuple(
+                s.get_secret_value().encode("utf-8") for s in settings.leap_webhook_secrets
+            ),
+            max_body_bytes=settings.webhook_max_body_bytes,
+            refresh=settings.api_mode == ApiMode.API,
+            inbox=inbox,
+        )
+
+    def authorized(self, request: Request) -> bool:
+        presented = next((v for k, v in request.scope["headers"] if k == self.header), None)
+        return presented is not None and secret_matches(presented, self.secrets)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused past `limit` bytes as it streams (never buffered whole first)."""
+    chunks: list[bytes] = []
+    size = 0
+    async with asyncio.timeout(BODY_READ_TIMEOUT_S):
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _refused(outcome: str, started: float, status: int, detail: str, **kw: Any) -> JSONResponse:
+    metrics.observe_delivery("unknown", outcome, time.perf_counter() - started)
+    return problem_response(status, detail, **kw)
+
+
+async def receive_webhook(request: Request) -> Response:
+    started = time.perf_counter()
+    receiver: Receiver = request.app.state.receiver
+    if not receiver.authorized(request):
+        # One body for every auth failure: nothing tells a prober what was wrong.
+        return _refused("unauthorized", started, 401, "webhook secret missing or not accepted")
+    limit = receiver.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        if declared.isdigit():
+            return _refused("too_large", started, 413, f"body larger than {limit} bytes")
+        return _refused("invalid", started, 400, "invalid Content-Length")
+    if not is_json(request.headers.get("content-type")):
+        return _refused("invalid", started, 415, "body must be application/json")
+    try:
+        raw = await read_body(request, limit)
+    except _TooLarge:
+        return _refused("too_large", started, 413, f"body larger than {limit} bytes")
+    except TimeoutError:
+        return _refused("invalid", started, 408, "body not received in time")
+    try:
+        receipt = await receive(receiver.inbox, raw, refresh=receiver.refresh)
+    except Rejected as exc:
+        extra: dict[str, Any] = {"errors": exc.errors} if exc.errors else {}
+        return _refused("invalid", started, exc.status, exc.detail, **extra)
+    except Unavailable:
+        log.warning("webhook refused: database unavailable")
+        return _refused(
+            "unavailable", started, 503, "database unavailable", headers={"Retry-After": "5"}
+        )
+    log.info(
+        "webhook %s",
+        receipt.outcome,
+        extra={"webhook_event_id": str(receipt.webhook_event_id), "type": receipt.event_type},
+    )
+    body = ReceiptOut(webhook_event_id=receipt.webhook_event_id, status=receipt.outcome)
+    response = JSONResponse(
+        body.model_dump(mode="json"), status_code=_STATUS_CODES[receipt.outcome]
+    )
+    metrics.observe_delivery(receipt.event_type, receipt.outcome, time.perf_counter() - started)
+    return response
+
+
+def _operation() -> dict[str, Any]:
+    receipt = ReceiptOut.model_json_schema()
+    answers = {
+        str(code): {
+            "description": description,
+            "content": {"application/json": {"schema": receipt}},
+        }
+        for code, description in (
+            ("202", "Stored and applied (status accepted, ignored or failed)"),
+            ("200", "Duplicate delivery: already stored, nothing repeated"),
+        )
+    }
+    problems = {str(k): v for k, v in problem_responses(400, 401, 408, 413, 415, 422, 503).items()}
+    return {
+        "tags": ["webhooks"],
+        "summary": "Receive a Leap webhook delivery",
+        "operationId": "receive_leap_webhook",
+        "description": (
+            "Leap's general webhook platform posts `{webhook_event_id, payload}` here with "
+            "the shared secret in the configured header. The event is stored and applied "
+            "before the answer: 202 accepted (or ignored for unknown types), 200 for an id "
+            "already stored."
+        ),
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        "responses": {**answers, **problems},
+    }
+
+
+def mount(app: FastAPI) -> None:
+    """Register the receiver's route, and its operation in the OpenAPI document."""
+    app.add_route(PATH, receive_webhook, methods=["POST"], include_in_schema=False)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = generate()
+        document.setdefault("paths", {}).setdefault(PATH, {})["post"] = _operation()
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
