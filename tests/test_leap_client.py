@@ -15,8 +15,6 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from app.leap_sim.faults import FaultConfig
-from app.leap_sim.server import RunningSim, build_state, serve_in_thread
 from app.leap.client import (
     LeapAuthError,
     LeapClient,
@@ -34,6 +32,8 @@ from app.leap.models import (
     MeterFilter,
     parse_leap_datetime,
 )
+from app.leap_sim.faults import FaultConfig
+from app.leap_sim.server import RunningSim, build_state, serve_in_thread
 
 KEY = "unit-test-key"
 BASE = "https://leap.test"

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app import metrics
 from app.config import Settings
 from app.db import create_engine
-from app.sync.worker import Worker
+from app.worker import Worker
 from tests import events
 from tests.conftest import ROOT, make_settings
 from tests.helpers import deliver, rows

@@ -22,7 +22,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.leap_sim.server import build_state, serve_in_thread
-from app.sync.worker import LEADER_LOCK_ID
+from app.locks import LEADER as LEADER_LOCK_ID
 from tests import events
 from tests.conftest import ROOT, WEBHOOK_SECRET
 from tests.helpers import eventually, scalar

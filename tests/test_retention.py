@@ -10,8 +10,8 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.sync import worker as worker_module
-from app.sync.worker import Worker
+from app.webhooks import retention as retention_module
+from app.worker import Worker
 from tests import events
 from tests.conftest import make_settings
 from tests.helpers import deliver, rows, scalar
@@ -27,7 +27,7 @@ async def _age(engine: AsyncEngine, event_ids: list[str], days: int) -> None:
 
 
 async def _prune_all(worker: Worker) -> None:
-    while await worker.prune_event_bodies():
+    while await worker.retention.prune_batch():
         pass
 
 
@@ -78,7 +78,7 @@ async def test_pruning_walks_in_batches_and_spares_events_awaiting_retry(
     sessions: async_sessionmaker[AsyncSession],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(worker_module, "RETENTION_BATCH", 2)
+    monkeypatch.setattr(retention_module, "BATCH", 2)
     ids = [str(uuid.uuid4()) for _ in range(5)]
     for event_id in ids:
         assert (await deliver(client, events.body(events.meter_created(), event_id))).is_success
@@ -91,7 +91,7 @@ async def test_pruning_walks_in_batches_and_spares_events_awaiting_retry(
     worker = Worker(settings, engine, sessions, name="retention-test")
 
     batches = 0
-    while await worker.prune_event_bodies():
+    while await worker.retention.prune_batch():
         batches += 1
     assert batches >= 1  # more than one statement was needed
 

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.leap.client import LeapClient
-from app.sync.worker import Worker
+from app.worker import Worker
 from tests.conftest import ROOT, WEBHOOK_SECRET, make_settings
 from tests.helpers import eventually, rows, scalar
 from tests.test_metrics import _samples

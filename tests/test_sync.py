@@ -19,13 +19,13 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.leap_sim.server import RunningSim, build_state, serve_in_thread
-from app.main import create_app
-from app.models import SyncRun
-from app.sync import records, runs
 from app.leap.client import LeapAuthError, LeapClient
 from app.leap.models import LeapMeter
-from app.sync.worker import Worker
+from app.leap_sim.server import RunningSim, build_state, serve_in_thread
+from app.main import create_app
+from app.models import RunMode, SyncRun
+from app.sync import records, runs
+from app.worker import Worker
 from tests import events
 from tests.conftest import ROOT, WEBHOOK_SECRET, LiveServer, make_settings
 from tests.helpers import deliver, eventually, ops_auth, read_auth, rows, scalar
@@ -58,7 +58,7 @@ async def leap(sim: RunningSim) -> AsyncIterator[LeapClient]:
 
 async def full_run(sessions: async_sessionmaker[AsyncSession], client: LeapClient) -> SyncRun:
     async with sessions() as session:
-        run = await runs.request_run(session, "full", "cli")
+        run = await runs.request_run(session, RunMode.FULL, "cli")
         await session.commit()
     return await runs.execute(sessions, client, run.id)
 
@@ -111,7 +111,7 @@ async def test_delta_run_touches_only_changed_meters(
         sim, "/sim/meters/status", {"meter_ids": changed, "global_enrollment_status": "INELIGIBLE"}
     )
     async with sessions() as session:
-        run = await runs.request_run(session, "delta", "cli")
+        run = await runs.request_run(session, RunMode.DELTA, "cli")
         await session.commit()
     delta = await runs.execute(sessions, leap, run.id)
     assert delta.status == "succeeded"
@@ -173,7 +173,7 @@ async def test_401_stops_the_run_with_a_clear_status(
 ) -> None:
     async with LeapClient(sim.url, "wrong-key") as bad:
         async with sessions() as session:
-            run = await runs.request_run(session, "full", "cli")
+            run = await runs.request_run(session, RunMode.FULL, "cli")
             await session.commit()
         with pytest.raises(LeapAuthError):
             await runs.execute(sessions, bad, run.id)

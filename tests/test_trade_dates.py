@@ -9,17 +9,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from app.groups.trade_dates import (
-    DEFAULT_MARKET_TIMEZONES,
     MembershipWindow,
     current_trade_date,
     default_trade_dates,
-    parse_market_timezones,
     trade_date_of,
     trade_date_range,
     trade_date_start,
     window_for,
-    zone_for,
 )
+from app.markets import DEFAULT_MARKET_TIMEZONES, parse_market_timezones, zone_for
 
 LA = ZoneInfo("America/Los_Angeles")
 
