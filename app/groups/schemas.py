@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from collections.abc import Iterable
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
+from app.groups.trade_dates import MembershipWindow, trade_date_start, window_for
 from app.openapi import NULL
 
 
@@ -75,3 +78,22 @@ class GroupsOut(BaseModel):
 
     trade_date: date
     items: list[GroupCount]
+
+
+class GroupOnDate(BaseModel):
+    trade_date: date
+    trade_date_start: datetime
+    market_group_id: uuid.UUID | None
+    market_group_name: str | None
+
+    @classmethod
+    def of(cls, day: date, tz: ZoneInfo, windows: Iterable[MembershipWindow]) -> GroupOnDate:
+        """The group a meter with these membership windows is in on trade date `day`."""
+        start = trade_date_start(day, tz)
+        chosen = window_for(windows, start)
+        return cls(
+            trade_date=day,
+            trade_date_start=start,
+            market_group_id=chosen.market_group_id if chosen else None,
+            market_group_name=chosen.market_group_name if chosen else None,
+        )

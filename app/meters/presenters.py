@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from app.groups.trade_dates import MembershipWindow, trade_date_start, window_for
+from app.groups.schemas import GroupOnDate
 from app.meters.schemas import (
     EnrollmentSummary,
     EnrollmentView,
     Grid,
-    GroupOnDate,
     Location,
     MeterOut,
     Utility,
@@ -83,17 +81,6 @@ def enrollment_view(meter: Meter, now: datetime) -> EnrollmentView:
         participation_preferences=meter.participation_preferences,
         required_actions=meter.required_actions,
         updated_at=meter.updated_at,
-    )
-
-
-def group_on(day: date, tz: ZoneInfo, windows: Iterable[MembershipWindow]) -> GroupOnDate:
-    start = trade_date_start(day, tz)
-    chosen = window_for(windows, start)
-    return GroupOnDate(
-        trade_date=day,
-        trade_date_start=start,
-        market_group_id=chosen.market_group_id if chosen else None,
-        market_group_name=chosen.market_group_name if chosen else None,
     )
 
 

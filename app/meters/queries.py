@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.groups import repository as groups
+from app.groups.schemas import GroupOnDate
 from app.groups.trade_dates import (
     check_trade_date,
     current_trade_date,
@@ -19,7 +20,7 @@ from app.groups.trade_dates import (
 )
 from app.markets import zone_for
 from app.meters import repository
-from app.meters.presenters import enrollment_view, group_on, meter_out
+from app.meters.presenters import enrollment_view, meter_out
 from app.meters.schemas import (
     EnrollmentView,
     MeterListQuery,
@@ -44,7 +45,7 @@ async def get_meter(session: AsyncSession, settings: Settings, meter_id: uuid.UU
     tz = zone_for(meter.transmission_region, settings.market_timezones)
     windows = (await groups.windows_for(session, [meter_id]))[meter_id]
     now = datetime.now(UTC)
-    return meter_out(meter, group_on(current_trade_date(tz, now), tz, windows), now)
+    return meter_out(meter, GroupOnDate.of(current_trade_date(tz, now), tz, windows), now)
 
 
 async def get_enrollment(session: AsyncSession, meter_id: uuid.UUID) -> EnrollmentView:
@@ -73,7 +74,7 @@ async def get_participation(
         meter_id=meter_id,
         transmission_region=meter.transmission_region,
         time_zone=tz.key,
-        participation=[group_on(day, tz, windows) for day in days],
+        participation=[GroupOnDate.of(day, tz, windows) for day in days],
     )
 
 

@@ -8,8 +8,9 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app import examples
+from app.groups.schemas import GroupOnDate
 from app.groups.trade_dates import check_trade_date
-from app.meters import examples
 from app.params import IsoDate, IsoDateTime, QueryBool, QueryInt
 
 
@@ -36,13 +37,6 @@ class Location(BaseModel):
     state_or_province_code: str | None = None
     postal_code: str | None = None
     country_code: str | None = None
-
-
-class GroupOnDate(BaseModel):
-    trade_date: date
-    trade_date_start: datetime
-    market_group_id: uuid.UUID | None
-    market_group_name: str | None
 
 
 class EnrollmentSummary(BaseModel):

@@ -8,9 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.groups import repository as groups
+from app.groups.schemas import GroupOnDate
 from app.groups.trade_dates import current_trade_date
 from app.markets import zone_for
-from app.meters.presenters import group_on
 from app.partners import repository
 from app.partners.schemas import PartnerHistoryItem, PartnerMeter, PartnerOut
 from app.problems import Problem
@@ -32,7 +32,9 @@ async def get_partner(session: AsyncSession, settings: Settings, reference: str)
                 transmission_region=meter.transmission_region,
                 enrollment_status=meter.enrollment_status,
                 is_archived=meter.is_archived,
-                group_today=group_on(current_trade_date(tz, now), tz, windows[meter.meter_id]),
+                group_today=GroupOnDate.of(
+                    current_trade_date(tz, now), tz, windows[meter.meter_id]
+                ),
             )
         )
     history = await repository.history(session, reference)

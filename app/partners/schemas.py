@@ -7,8 +7,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from app.meters import examples
-from app.meters.schemas import GroupOnDate
+from app import examples
+from app.groups.schemas import GroupOnDate
 from app.openapi import NULL
 
 
