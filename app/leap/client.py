@@ -5,9 +5,9 @@
 - bearer auth with the partner's API key (never logged);
 - at most `max_concurrency` requests in flight (an `asyncio.Semaphore`; a request waiting
   out a backoff does not hold a slot);
-- retries of 429, 408, 5xx, timeouts and connection errors (refused, reset, dropped
-  mid-response), `max_attempts` attempts in all, with exponential backoff and full
-  jitter, never sooner than a `Retry-After` asks (seconds or HTTP-date), every wait
+- retries (tenacity) of 429, 408, 5xx, timeouts and connection errors (refused, reset,
+  dropped mid-response), `max_attempts` attempts in all, with exponential backoff and
+  full jitter, never sooner than a `Retry-After` asks (seconds or HTTP-date), every wait
   capped at `backoff_cap`; then `LeapUnavailable` with the last status;
 - 401/403 raise `LeapAuthError` at once, other 4xx `LeapRequestError`, a 2xx body that
   is not the documented shape `LeapResponseError`; 404 on a single-meter read is None.
@@ -34,6 +34,7 @@ from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from app.leap.models import (
     EnrollmentPage,
@@ -107,6 +108,15 @@ class LeapRequestError(LeapError):
 
 class LeapResponseError(LeapError):
     """Leap answered 2xx with a body that is not the documented shape (or not JSON)."""
+
+
+class _Retryable(Exception):
+    """An attempt failed in a way another attempt may cure (429, 5xx, timeout, network)."""
+
+    def __init__(self, reason: str, *, status: int | None, retry_after: float | None = None):
+        super().__init__(reason)
+        self.status = status
+        self.retry_after = retry_after
 
 
 class LeapUnavailable(LeapError):
@@ -365,62 +375,91 @@ class LeapClient:
         json: dict[str, Any] | None = None,
         none_on_404: bool = False,
     ) -> httpx.Response | None:
-        """The 2xx response (None for a 404 when `none_on_404`), retrying what can be."""
-        last_status: int | None = None
-        last_error: Exception | None = None
-        for attempt in range(1, self.max_attempts + 1):
-            retry_after: float | None = None
-            async with self._semaphore:
-                began = time.perf_counter()
-                try:
-                    response = await self._http.request(method, path, json=json)
-                except _RETRYABLE_ERRORS as exc:
-                    self._record(endpoint, None, time.perf_counter() - began)
-                    last_status, last_error = None, exc
-                    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                except httpx.TransportError as exc:
-                    self._record(endpoint, None, time.perf_counter() - began)
-                    raise LeapRequestError(
-                        f"cannot send Leap {endpoint} request: {type(exc).__name__}: {exc}",
-                        endpoint=endpoint,
-                    ) from exc
-                else:
-                    status = response.status_code
-                    self._record(endpoint, status, time.perf_counter() - began)
-                    if 200 <= status < 300:
-                        return response
-                    if status == 404 and none_on_404:
-                        return None
-                    self._raise_for_final(endpoint, method, path, response)
-                    last_status, last_error = status, None
-                    reason = f"HTTP {status}"
-                    retry_after = parse_retry_after(response.headers.get("retry-after"))
-            if attempt == self.max_attempts:
-                break
-            delay = backoff_delay(
-                attempt,
+        """The 2xx response (None for a 404 when `none_on_404`), retrying what can be.
+
+        Retries are tenacity's: `_Retryable` marks an attempt worth repeating, and the
+        wait is `backoff_delay` (full jitter, at least what a `Retry-After` asked).
+        """
+
+        def wait(state: RetryCallState) -> float:
+            failure = state.outcome.exception() if state.outcome else None
+            retry_after = failure.retry_after if isinstance(failure, _Retryable) else None
+            return backoff_delay(
+                state.attempt_number,
                 base=self.backoff_base,
                 cap=self.backoff_cap,
                 retry_after=retry_after,
                 rand=self._rand,
             )
-            log.info(
+
+        def before_sleep(state: RetryCallState) -> None:
+            failure = state.outcome.exception() if state.outcome else None
+            log.debug(
                 "leap call failed, retrying",
                 extra={
                     "endpoint": endpoint,
-                    "reason": reason,
-                    "attempt": attempt,
-                    "retry_in_seconds": round(delay, 3),
+                    "reason": str(failure),
+                    "attempt": state.attempt_number,
+                    "retry_in_seconds": round(state.upcoming_sleep, 3),
                 },
             )
-            await self._sleep(delay)
-        raise LeapUnavailable(
-            f"Leap {endpoint} failed {self.max_attempts} times; last: "
-            + (f"HTTP {last_status}" if last_status is not None else repr(last_error)),
-            endpoint=endpoint,
-            status=last_status,
-            attempts=self.max_attempts,
-        ) from last_error
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=wait,
+            retry=retry_if_exception_type(_Retryable),
+            sleep=self._sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._attempt(endpoint, method, path, json, none_on_404)
+        except _Retryable as last:
+            raise LeapUnavailable(
+                f"Leap {endpoint} failed {self.max_attempts} times; last: {last}",
+                endpoint=endpoint,
+                status=last.status,
+                attempts=self.max_attempts,
+            ) from last.__cause__
+        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+    async def _attempt(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        json: dict[str, Any] | None,
+        none_on_404: bool,
+    ) -> httpx.Response | None:
+        """One HTTP attempt: the response, None, a final error, or `_Retryable`."""
+        async with self._semaphore:
+            began = time.perf_counter()
+            try:
+                response = await self._http.request(method, path, json=json)
+            except _RETRYABLE_ERRORS as exc:
+                self._record(endpoint, None, time.perf_counter() - began)
+                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                raise _Retryable(reason, status=None) from exc
+            except httpx.TransportError as exc:
+                self._record(endpoint, None, time.perf_counter() - began)
+                raise LeapRequestError(
+                    f"cannot send Leap {endpoint} request: {type(exc).__name__}: {exc}",
+                    endpoint=endpoint,
+                ) from exc
+        status = response.status_code
+        self._record(endpoint, status, time.perf_counter() - began)
+        if 200 <= status < 300:
+            return response
+        if status == 404 and none_on_404:
+            return None
+        self._raise_for_final(endpoint, method, path, response)
+        raise _Retryable(
+            f"HTTP {status}",
+            status=status,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        )
 
     @staticmethod
     def _raise_for_final(endpoint: str, method: str, path: str, response: httpx.Response) -> None:
