@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import utc_now
 from app.config import Settings
 from app.groups import repository
 from app.groups.schemas import GroupCount, GroupsOut
@@ -17,7 +18,7 @@ from app.problems import Problem
 
 def _trade_date(trade_date: date | None) -> date:
     # Without a date, "today" is taken in UTC's calendar; pass trade_date to be exact.
-    day = trade_date or datetime.now(UTC).date()
+    day = trade_date or utc_now().date()
     try:
         return check_trade_date(day)
     except ValueError as exc:

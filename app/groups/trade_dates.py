@@ -13,6 +13,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from app.clock import utc_now
+
 __all__ = [
     "MAX_TRADE_DATES",
     "MembershipWindow",
@@ -47,7 +49,7 @@ def trade_date_of(instant: datetime, tz: ZoneInfo) -> date:
 
 
 def current_trade_date(tz: ZoneInfo, now: datetime | None = None) -> date:
-    return trade_date_of(datetime.now(UTC) if now is None else now, tz)
+    return trade_date_of(utc_now() if now is None else now, tz)
 
 
 def trade_date_range(start: date, end: date) -> list[date]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import utc_now
 from app.config import Settings
 from app.groups import repository as groups
 from app.groups.schemas import GroupOnDate
@@ -44,12 +45,12 @@ async def get_meter(session: AsyncSession, settings: Settings, meter_id: uuid.UU
     meter = await _meter(session, meter_id)
     tz = zone_for(meter.transmission_region, settings.market_timezones)
     windows = (await groups.windows_for(session, [meter_id]))[meter_id]
-    now = datetime.now(UTC)
+    now = utc_now()
     return meter_out(meter, GroupOnDate.of(current_trade_date(tz, now), tz, windows), now)
 
 
 async def get_enrollment(session: AsyncSession, meter_id: uuid.UUID) -> EnrollmentView:
-    return enrollment_view(await _meter(session, meter_id), datetime.now(UTC))
+    return enrollment_view(await _meter(session, meter_id), utc_now())
 
 
 async def get_participation(

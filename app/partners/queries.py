@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import utc_now
 from app.config import Settings
 from app.groups import repository as groups
 from app.groups.schemas import GroupOnDate
@@ -22,7 +21,7 @@ async def get_partner(session: AsyncSession, settings: Settings, reference: str)
         raise Problem(404, "no partner record for this partner_reference")
     meters = await repository.meters(session, reference)
     windows = await groups.windows_for(session, [m.meter_id for m in meters])
-    now = datetime.now(UTC)
+    now = utc_now()
     attached = []
     for meter in meters:
         tz = zone_for(meter.transmission_region, settings.market_timezones)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import utc_now
 from app.config import ApiMode, Settings
 from app.models import Job, JobStatus, RunMode, RunStatus, SyncRun, WebhookEvent, WebhookStatus
 from app.sync.runs import last_run
@@ -18,7 +17,7 @@ def _out(run: SyncRun | None) -> RunOut | None:
 
 
 async def status(session: AsyncSession, settings: Settings) -> SyncStatus:
-    now = datetime.now(UTC)
+    now = utc_now()
     last_event = await session.scalar(
         select(WebhookEvent.received_at).order_by(WebhookEvent.seq.desc()).limit(1)
     )
