@@ -171,7 +171,8 @@ def sync(
 
     from app import locks
     from app.db import create_engine, session_factory
-    from app.leap.client import LeapAuthError, LeapClient
+    from app.leap.client import LeapClient
+    from app.leap.errors import LeapAuthError
     from app.models import RunMode, RunStatus, SyncRun
     from app.sync import runs
 

@@ -36,6 +36,14 @@ import httpx
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
+from app.leap.errors import (
+    LeapAuthError,
+    LeapError,
+    LeapRequestError,
+    LeapResponseError,
+    LeapUnavailable,
+    Retryable,
+)
 from app.leap.models import (
     EnrollmentPage,
     LeapEnrollment,
@@ -67,68 +75,6 @@ RETRYABLE_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
 # httpx transport errors that a retry can cure; the others (UnsupportedProtocol,
 # LocalProtocolError, ProxyError) mean our own request or configuration is wrong.
 _RETRYABLE_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-
-
-# ---- errors ------------------------------------------------------------------------------
-
-
-class LeapError(Exception):
-    """Any failure talking to Leap. `endpoint` is the call's name, `status` the HTTP
-    status of the answer that caused it (None when there was none)."""
-
-    def __init__(self, message: str, *, endpoint: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.endpoint = endpoint
-        self.status = status
-
-
-class LeapAuthError(LeapError):
-    """Leap answered 401 or 403: the API key is missing, wrong, revoked or lacks rights."""
-
-
-class LeapRequestError(LeapError):
-    """Leap rejected the request (a 4xx other than 401/403/408/429, or a 404 on search).
-
-    `title` and `details` are Leap's error body fields when it sent them.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        endpoint: str,
-        status: int | None = None,
-        title: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message, endpoint=endpoint, status=status)
-        self.title = title
-        self.details = details or {}
-
-
-class LeapResponseError(LeapError):
-    """Leap answered 2xx with a body that is not the documented shape (or not JSON)."""
-
-
-class _Retryable(Exception):
-    """An attempt failed in a way another attempt may cure (429, 5xx, timeout, network)."""
-
-    def __init__(self, reason: str, *, status: int | None, retry_after: float | None = None):
-        super().__init__(reason)
-        self.status = status
-        self.retry_after = retry_after
-
-
-class LeapUnavailable(LeapError):
-    """Every attempt failed with a retryable error (429, 5xx, timeout, connection).
-
-    `status` is the last attempt's HTTP status (None if it got no response), `attempts`
-    how many were made; the last transport error, if any, is the `__cause__`.
-    """
-
-    def __init__(self, message: str, *, endpoint: str, status: int | None, attempts: int) -> None:
-        super().__init__(message, endpoint=endpoint, status=status)
-        self.attempts = attempts
 
 
 # ---- backoff ------------------------------------------------------------------------------
@@ -377,13 +323,13 @@ class LeapClient:
     ) -> httpx.Response | None:
         """The 2xx response (None for a 404 when `none_on_404`), retrying what can be.
 
-        Retries are tenacity's: `_Retryable` marks an attempt worth repeating, and the
+        Retries are tenacity's: `Retryable` marks an attempt worth repeating, and the
         wait is `backoff_delay` (full jitter, at least what a `Retry-After` asked).
         """
 
         def wait(state: RetryCallState) -> float:
             failure = state.outcome.exception() if state.outcome else None
-            retry_after = failure.retry_after if isinstance(failure, _Retryable) else None
+            retry_after = failure.retry_after if isinstance(failure, Retryable) else None
             return backoff_delay(
                 state.attempt_number,
                 base=self.backoff_base,
@@ -407,7 +353,7 @@ class LeapClient:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_attempts),
             wait=wait,
-            retry=retry_if_exception_type(_Retryable),
+            retry=retry_if_exception_type(Retryable),
             sleep=self._sleep,
             before_sleep=before_sleep,
             reraise=True,
@@ -416,7 +362,7 @@ class LeapClient:
             async for attempt in retrying:
                 with attempt:
                     return await self._attempt(endpoint, method, path, json, none_on_404)
-        except _Retryable as last:
+        except Retryable as last:
             raise LeapUnavailable(
                 f"Leap {endpoint} failed {self.max_attempts} times; last: {last}",
                 endpoint=endpoint,
@@ -433,7 +379,7 @@ class LeapClient:
         json: dict[str, Any] | None,
         none_on_404: bool,
     ) -> httpx.Response | None:
-        """One HTTP attempt: the response, None, a final error, or `_Retryable`."""
+        """One HTTP attempt: the response, None, a final error, or `Retryable`."""
         async with self._semaphore:
             began = time.perf_counter()
             try:
@@ -441,7 +387,7 @@ class LeapClient:
             except _RETRYABLE_ERRORS as exc:
                 self._record(endpoint, None, time.perf_counter() - began)
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                raise _Retryable(reason, status=None) from exc
+                raise Retryable(reason, status=None) from exc
             except httpx.TransportError as exc:
                 self._record(endpoint, None, time.perf_counter() - began)
                 raise LeapRequestError(
@@ -455,7 +401,7 @@ class LeapClient:
         if status == 404 and none_on_404:
             return None
         self._raise_for_final(endpoint, method, path, response)
-        raise _Retryable(
+        raise Retryable(
             f"HTTP {status}",
             status=status,
             retry_after=parse_retry_after(response.headers.get("retry-after")),

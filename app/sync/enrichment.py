@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import jobs
 from app.db import is_unavailable
-from app.leap.client import LeapAuthError, LeapClient, LeapError
+from app.leap.client import LeapClient
+from app.leap.errors import LeapAuthError, LeapError
 from app.models import JobKind
 from app.sync import records
 

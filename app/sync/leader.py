@@ -21,7 +21,8 @@ from app import locks, metrics
 from app.clock import utc_now
 from app.config import Settings
 from app.db import is_unavailable
-from app.leap.client import LeapAuthError, LeapClient
+from app.leap.client import LeapClient
+from app.leap.errors import LeapAuthError
 from app.models import RunMode, RunStatus
 from app.sync import runs
 

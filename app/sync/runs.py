@@ -21,7 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import utc_now
-from app.leap.client import LeapAuthError, LeapClient, LeapError
+from app.leap.client import LeapClient
+from app.leap.errors import LeapAuthError, LeapError
 from app.leap.models import MeterFilter
 from app.meters import repository as meters
 from app.models import RunMode, RunStatus, SyncRun
