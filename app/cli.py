@@ -14,7 +14,7 @@ from rich.console import Console
 
 from app import logs
 from app.bootstrap import ensure_credentials
-from app.config import ApiMode, ConfigError, Settings, load_settings
+from app.config import ConfigError, Settings, load_settings
 
 cli = typer.Typer(help="Keep a Leap partner's meter inventory in PostgreSQL.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -212,7 +212,9 @@ def sync(
                     if await locks.try_session_lock(lock, locks.LEADER):
                         async with LeapClient(ready.leap_api_base_url, api_key) as client:
                             try:
-                                done = await runs.execute(sessions, client, run.id, show)
+                                done = await runs.execute(
+                                    sessions, client, run.id, show, zones=ready.market_timezones
+                                )
                             except LeapAuthError as exc:
                                 console.print(f"[red]stopped: {exc}[/red]")
                                 return 1
@@ -247,12 +249,12 @@ def replay(
     from app.models import WebhookStatus
     from app.webhooks import repository
     from app.webhooks.retry import replay as replay_event
+    from app.webhooks.service import ApplyOptions
 
     if (event_id is None) == (not failed):
         console.print("give either an EVENT_ID or --failed")
         raise typer.Exit(2)
     settings = _settings()
-    refresh = settings.api_mode == ApiMode.API
 
     async def main(ready: Settings) -> int:
         assert ready.database_url is not None
@@ -267,7 +269,7 @@ def replay(
             bad = 0
             for one in ids:
                 async with sessions() as session:
-                    event = await replay_event(session, one, refresh=refresh)
+                    event = await replay_event(session, one, ApplyOptions.of(ready))
                     await session.commit()
                 status = event.status if event else "not found"
                 bad += status != WebhookStatus.APPLIED

@@ -6,13 +6,14 @@ Relationships are `lazy="raise"`: every query says what it loads.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Identity,
@@ -23,7 +24,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from app.db import metadata
@@ -82,6 +83,8 @@ class Partner(Base):
     authorization_status: Mapped[str | None] = mapped_column(Text)
     authorization_utility: Mapped[str | None] = mapped_column(Text)
     authorization_updated_at: Mapped[datetime | None] = mapped_column(TZ)
+    # When an authorization first COMPLETED: a later INITIATED never hides it.
+    authorization_completed_at: Mapped[datetime | None] = mapped_column(TZ)
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 
@@ -132,6 +135,8 @@ class Meter(Base):
     utility_name: Mapped[str | None] = mapped_column(Text)
     load_zone: Mapped[str | None] = mapped_column(Text)
     leap_meter: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Leap's connection_references: the Connect refIds whose authorization produced it.
+    connection_references: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     leap_enrollment: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # Leap's audit.updated_at of the newest fetched records: older records never overwrite.
     leap_updated_at: Mapped[datetime | None] = mapped_column(TZ)
@@ -161,6 +166,11 @@ class Meter(Base):
         Index("ix_meters_load_zone_meter_id", "load_zone", "meter_id"),
         Index("ix_meters_enrollment_status_meter_id", "enrollment_status", "meter_id"),
         Index("ix_meters_archived_meter_id", "meter_id", postgresql_where=text("is_archived")),
+        Index(
+            "ix_meters_connection_references",
+            "connection_references",
+            postgresql_using="gin",
+        ),
     )
 
 
@@ -169,16 +179,25 @@ class MarketGroup(Base):
 
     market_group_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
     name: Mapped[str | None] = mapped_column(Text)
+    # The group's one window [window_start, window_end), from its latest group.updated.
+    window_start: Mapped[datetime | None] = mapped_column(TZ)
+    window_end: Mapped[datetime | None] = mapped_column(TZ)
+    # The market zone its trade dates are read in: its members' region, else the zone in
+    # which its window starts at local midnight (see app/groups/service.py).
+    time_zone: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 
 
 class GroupMembership(Base):
-    """A meter's membership of a market group over an inclusive window.
+    """A meter's membership of a market group over a window, and the trade dates it covers.
 
-    source "webhook" rows come from group.updated (replaced per group and window);
-    source "enrollment" rows come from Leap's program_enrollment (replaced per meter).
-    seq breaks ties between windows with the same start: the later write wins.
+    source "webhook" rows come from group.updated: the group's one window, replaced with
+    its members by each event. source "enrollment" rows come from Leap's ACTIVE
+    program_enrollment periods (replaced per meter). `first_day`..`last_day` are the trade
+    dates the window covers, computed when it is written by Leap's rule for its kind (a
+    group's end is exclusive, a delivery period's end is the start of its last day).
+    Among the windows covering a day, the latest start wins, then the later write (seq).
     No foreign key to meters: a roster may name a meter before its meter.created arrives.
     """
 
@@ -189,11 +208,28 @@ class GroupMembership(Base):
     window_end: Mapped[datetime] = mapped_column(TZ, primary_key=True)
     source: Mapped[str] = mapped_column(Text, primary_key=True)
     meter_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    first_day: Mapped[date] = mapped_column(Date, nullable=False)
+    last_day: Mapped[date] = mapped_column(Date, nullable=False)
     seq: Mapped[int] = mapped_column(
         BigInteger, nullable=False, server_default=text("nextval('group_membership_seq')")
     )
 
-    __table_args__ = (Index("ix_group_memberships_meter_start", "meter_id", "window_start"),)
+    __table_args__ = (
+        # A roster walks its group in meter_id order (the cursor's keyset).
+        Index(
+            "ix_group_memberships_group_meter",
+            "market_group_id",
+            "meter_id",
+            postgresql_include=["first_day", "last_day", "window_start", "seq"],
+        ),
+        # "Which window wins for this meter on this day" is one probe per member.
+        Index(
+            "ix_group_memberships_meter_day",
+            "meter_id",
+            "first_day",
+            postgresql_include=["last_day", "window_start", "seq", "market_group_id"],
+        ),
+    )
 
 
 class WebhookEvent(Base):

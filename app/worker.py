@@ -33,6 +33,7 @@ from app.sync.leader import Leader
 from app.webhooks.retention import IDLE_S as RETENTION_IDLE_S
 from app.webhooks.retention import BodyRetention
 from app.webhooks.retry import retry_due
+from app.webhooks.service import ApplyOptions
 
 log = logging.getLogger("meter_sync.worker")
 
@@ -64,7 +65,7 @@ class Worker:
         self._client = client
         self.shutdown_grace_s = SHUTDOWN_GRACE_S
         self.retention = BodyRetention(sessions, settings.event_retention_days)
-        self.enrichment = Enrichment(sessions, self.client, self.name)
+        self.enrichment = Enrichment(sessions, self.client, self.name, settings.market_timezones)
         self.leader = Leader(settings, engine, sessions, self.client)
 
     @property
@@ -82,7 +83,7 @@ class Worker:
         return self._client
 
     async def retry_failed_events(self) -> int:
-        return await retry_due(self.sessions, refresh=self.api_mode)
+        return await retry_due(self.sessions, ApplyOptions.of(self.settings))
 
     async def run(self, stop: asyncio.Event) -> None:
         loops = [

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
 from app.auth import ReadScope
-from app.deps import SessionDep, SettingsDep
+from app.deps import SessionDep
 from app.groups import queries
 from app.groups.schemas import GroupsOut, RosterOut
 from app.params import IsoDate, QueryInt, single_valued
@@ -23,16 +23,16 @@ router = APIRouter(prefix="/v1/groups", tags=["groups"], dependencies=[Depends(s
     summary="Market groups and their size on a trade date",
     description=(
         "Every market group with at least one meter on `trade_date` (default: today in "
-        "UTC's calendar), with its roster size: each meter counts in the one group that "
-        "wins its trade date, archived meters are left out, exactly as in the roster."
+        "each group's own market zone), with its roster size: each meter counts in the one "
+        "group that wins its trade date, archived meters are left out, as in the roster."
     ),
     response_model=GroupsOut,
     responses=problem_responses(401, 403, 422),
 )
 async def list_groups(
-    session: SessionDep, settings: SettingsDep, _: ReadScope, trade_date: IsoDate | None = None
+    session: SessionDep, _: ReadScope, trade_date: IsoDate | None = None
 ) -> GroupsOut:
-    return await queries.group_counts(session, settings, trade_date)
+    return await queries.group_counts(session, trade_date)
 
 
 @router.get(
@@ -48,7 +48,6 @@ async def list_groups(
 async def get_roster(
     market_group_id: uuid.UUID,
     session: SessionDep,
-    settings: SettingsDep,
     _: ReadScope,
     trade_date: IsoDate | None = None,
     cursor: uuid.UUID | None = None,
@@ -56,6 +55,4 @@ async def get_roster(
 ) -> JSONResponse:
     # Returned as JSON built directly (shape = RosterOut): validating 100k members through
     # pydantic cost ~0.3 s of a 100k-member answer.
-    return JSONResponse(
-        await queries.roster(session, settings, market_group_id, trade_date, cursor, limit)
-    )
+    return JSONResponse(await queries.roster(session, market_group_id, trade_date, cursor, limit))

@@ -5,20 +5,17 @@ from __future__ import annotations
 import uuid
 from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.clock import utc_now
-from app.config import Settings
 from app.groups import repository
 from app.groups.schemas import GroupCount, GroupsOut
-from app.groups.trade_dates import check_trade_date
+from app.groups.trade_dates import check_trade_date, current_trade_date
 from app.problems import Problem
 
 
-def _trade_date(trade_date: date | None) -> date:
-    # Without a date, "today" is taken in UTC's calendar; pass trade_date to be exact.
-    day = trade_date or utc_now().date()
+def _checked(day: date) -> date:
     try:
         return check_trade_date(day)
     except ValueError as exc:
@@ -27,19 +24,18 @@ def _trade_date(trade_date: date | None) -> date:
 
 async def roster(
     session: AsyncSession,
-    settings: Settings,
     group_id: uuid.UUID,
     trade_date: date | None,
     cursor: uuid.UUID | None,
     limit: int,
 ) -> dict[str, Any]:
-    """The roster as RosterOut's JSON shape, built as plain data (it may hold 100k rows)."""
-    if not await repository.group_exists(session, group_id):
+    """The roster as RosterOut's JSON shape, built as plain data (it may hold 100k rows).
+    Without a trade date: today in the group's own market zone."""
+    zone = await repository.group_zone(session, group_id)
+    if zone is False:
         raise Problem(404, "no market group with this id")
-    day = _trade_date(trade_date)
-    rows = await repository.roster(
-        session, group_id, day, settings.market_timezones, after=cursor, limit=limit
-    )
+    day = _checked(trade_date or current_trade_date(ZoneInfo(str(zone or "UTC"))))
+    rows = await repository.roster(session, group_id, day, after=cursor, limit=limit)
     return {
         "market_group_id": str(group_id),
         "trade_date": day.isoformat(),
@@ -48,14 +44,15 @@ async def roster(
     }
 
 
-async def group_counts(
-    session: AsyncSession, settings: Settings, trade_date: date | None
-) -> GroupsOut:
-    day = _trade_date(trade_date)
-    rows = await repository.counts(session, day, settings.market_timezones)
+async def group_counts(session: AsyncSession, trade_date: date | None) -> GroupsOut:
+    day = _checked(trade_date) if trade_date is not None else None
+    rows = await repository.counts(session, day)
     return GroupsOut(
         trade_date=day,
         items=[
-            GroupCount(market_group_id=g, market_group_name=n, meter_count=c) for g, n, c in rows
+            GroupCount(
+                market_group_id=g, market_group_name=n, time_zone=z, trade_date=d, meter_count=c
+            )
+            for g, n, z, d, c in rows
         ],
     )

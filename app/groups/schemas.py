@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.groups.trade_dates import MembershipWindow, trade_date_start, window_for
 from app.openapi import NULL
@@ -50,6 +50,8 @@ class RosterOut(BaseModel):
 class GroupCount(BaseModel):
     market_group_id: uuid.UUID
     market_group_name: str | None
+    time_zone: str | None = Field(description="The market zone the group's trade dates use")
+    trade_date: date = Field(description="The trade date counted (today in `time_zone` by default)")
     meter_count: int
 
 
@@ -63,11 +65,15 @@ class GroupsOut(BaseModel):
                         {
                             "market_group_id": "406720c2-0175-4137-9ff1-1641702292d4",
                             "market_group_name": "PGSB_1_PDRP68",
+                            "time_zone": "America/Los_Angeles",
+                            "trade_date": "2025-08-14",
                             "meter_count": 18204,
                         },
                         {
                             "market_group_id": "9e1d3b52-6a0c-4f8e-b2d7-51c4a8f0e633",
                             "market_group_name": "SCEW_2_PDRP12",
+                            "time_zone": "America/Los_Angeles",
+                            "trade_date": "2025-08-14",
                             "meter_count": 7311,
                         },
                     ],
@@ -76,7 +82,10 @@ class GroupsOut(BaseModel):
         }
     )
 
-    trade_date: date
+    trade_date: date | None = Field(
+        description="The trade date asked for; null when each group was counted on today "
+        "in its own market zone"
+    )
     items: list[GroupCount]
 
 
@@ -89,11 +98,10 @@ class GroupOnDate(BaseModel):
     @classmethod
     def of(cls, day: date, tz: ZoneInfo, windows: Iterable[MembershipWindow]) -> GroupOnDate:
         """The group a meter with these membership windows is in on trade date `day`."""
-        start = trade_date_start(day, tz)
-        chosen = window_for(windows, start)
+        chosen = window_for(windows, day)
         return cls(
             trade_date=day,
-            trade_date_start=start,
+            trade_date_start=trade_date_start(day, tz),
             market_group_id=chosen.market_group_id if chosen else None,
             market_group_name=chosen.market_group_name if chosen else None,
         )

@@ -1,19 +1,42 @@
-"""What group.updated does: the group's roster for its window becomes exactly the list."""
+"""What group.updated does: the group's one window and members become what it says."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.groups import repository
+from app.groups.trade_dates import covered_days, zone_starting_at_midnight
 from app.leap.events import GroupUpdated
 
 
-async def apply_group_updated(session: AsyncSession, event: GroupUpdated) -> None:
-    await repository.upsert_group(session, event.market_group_id, event.market_group_name)
-    await repository.replace_window_members(
+async def apply_group_updated(
+    session: AsyncSession, event: GroupUpdated, zones: Mapping[str, str]
+) -> None:
+    """Replace the group's window, zone and members (whatever source had put them there).
+
+    The group's trade dates are read in its market's zone: that of a member already known,
+    else the zone in which its window starts at local midnight (Leap starts a group's
+    window at midnight in its market), else UTC. Its end is exclusive: the instant the
+    group becomes inactive.
+    """
+    region = await repository.a_member_region(session, event.meter_ids)
+    zone = (
+        zones.get(region)
+        if region is not None and region in zones
+        else zone_starting_at_midnight(event.start_date_time, dict.fromkeys(zones.values()))
+    ) or "UTC"
+    days = covered_days(
+        event.start_date_time, event.end_date_time, ZoneInfo(zone), end_inclusive=False
+    )
+    await repository.replace_group(
         session,
         event.market_group_id,
-        event.start_date_time,
-        event.end_date_time,
+        event.market_group_name,
+        (event.start_date_time, event.end_date_time),
+        days,
+        zone,
         event.meter_ids,
     )

@@ -18,12 +18,14 @@ from app.clock import utc_now
 __all__ = [
     "MAX_TRADE_DATES",
     "MembershipWindow",
+    "covered_days",
     "current_trade_date",
     "default_trade_dates",
     "trade_date_of",
     "trade_date_range",
     "trade_date_start",
     "window_for",
+    "zone_starting_at_midnight",
 ]
 
 MAX_TRADE_DATES = 366
@@ -70,40 +72,71 @@ def default_trade_dates(tz: ZoneInfo, now: datetime | None = None, count: int = 
     return [first + timedelta(days=i) for i in range(count)]
 
 
+def _local_date(instant: datetime, tz: ZoneInfo) -> date:
+    """The local date of `instant`, clamped to date.min/max where it cannot be read."""
+    try:
+        return instant.astimezone(tz).date()
+    except (OverflowError, ValueError):
+        return date.min if instant.year < 2000 else date.max
+
+
+def covered_days(
+    start: datetime, end: datetime, tz: ZoneInfo, *, end_inclusive: bool
+) -> tuple[date, date]:
+    """The first and last trade dates (in `tz`) whose start falls in the window.
+
+    Leap writes two kinds of end. A group's `end_date_time` is when it becomes inactive:
+    day D is covered when start <= D.start < end (`end_inclusive=False`). A delivery
+    period's end is the start of its last day: start <= D.start <= end. An empty window
+    gives first > last.
+    """
+    _require_aware(start, "start")
+    _require_aware(end, "end")
+    first = _local_date(start, tz)
+    if first not in (date.min, date.max) and trade_date_start(first, tz) < start:
+        first += timedelta(days=1)
+    if end_inclusive:
+        last = _local_date(end, tz)
+    else:
+        last = _local_date(
+            end - timedelta(microseconds=1) if end > datetime.min.replace(tzinfo=UTC) else end, tz
+        )
+    return first, last
+
+
+def zone_starting_at_midnight(instant: datetime, zones: Iterable[str]) -> str | None:
+    """The first of `zones` in which `instant` is local midnight (a group's window starts
+    at midnight in its market), or None."""
+    for name in zones:
+        local = instant.astimezone(ZoneInfo(name))
+        if local.time() == time(0):
+            return name
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class MembershipWindow:
-    """A period during which a meter belongs to one market group.
-
-    `end` is inclusive: Leap writes a monthly period's end as the start of its last day.
-    `seq` is insertion order; on equal starts the later insertion wins.
-    """
+    """The trade dates `first_day`..`last_day` (both included) during which a meter belongs
+    to one market group; `start` and `seq` rank overlapping windows."""
 
     market_group_id: UUID
     start: datetime
-    end: datetime
+    first_day: date
+    last_day: date
     seq: int = 0
     market_group_name: str | None = None
 
-    def __post_init__(self) -> None:
-        _require_aware(self.start, "start")
-        _require_aware(self.end, "end")
-
-    def covers(self, day_start: datetime) -> bool:
-        return self.start <= day_start <= self.end
+    def covers(self, day: date) -> bool:
+        return self.first_day <= day <= self.last_day
 
 
-def window_for(windows: Iterable[MembershipWindow], day_start: datetime) -> MembershipWindow | None:
-    """The window that decides the market group of the trade date starting at `day_start`.
-
-    Ends are inclusive, so a window ending at June 1's start still covers June 1 even
-    though June's own window starts there too; the latest start wins such overlaps.
-    Equal starts go to the higher seq, and equal seqs to the later window in `windows`.
-    Returns None when no window covers the day.
-    """
-    _require_aware(day_start, "day_start")
+def window_for(windows: Iterable[MembershipWindow], day: date) -> MembershipWindow | None:
+    """The window that decides the market group on trade date `day`: among those covering
+    it the latest start wins, then the higher seq (the later write), then the later window
+    in `windows`. None when no window covers the day."""
     best: MembershipWindow | None = None
     for window in windows:
-        if not window.covers(day_start):
+        if not window.covers(day):
             continue
         if best is None or (window.start, window.seq) >= (best.start, best.seq):
             best = window

@@ -105,9 +105,7 @@ async def list_meters(
 ) -> MeterPage:
     after = decode_cursor(query.cursor) if query.cursor is not None else None
     # One row more than asked for tells whether another page follows.
-    rows = await repository.list_page(
-        session, query, settings.market_timezones, after=after, limit=query.limit + 1
-    )
+    rows = await repository.list_page(session, query, after=after, limit=query.limit + 1)
     items = [MeterSummary.model_validate(row) for row in rows[: query.limit]]
     more = len(rows) > query.limit
     return MeterPage(items=items, next_cursor=encode_cursor(items[-1].meter_id) if more else None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -158,7 +158,6 @@ _SUMMARY = (
 async def list_page(
     session: AsyncSession,
     query: MeterListQuery,
-    zones: Mapping[str, str],
     *,
     after: uuid.UUID | None,
     limit: int,
@@ -182,9 +181,7 @@ async def list_page(
     if query.updated_since is not None:
         statement = statement.where(Meter.updated_at >= query.updated_since)
     if query.market_group_id is not None and query.trade_date is not None:
-        statement = statement.where(
-            groups.in_group_on_day(query.market_group_id, query.trade_date, zones)
-        )
+        statement = statement.where(groups.in_group_on_day(query.market_group_id, query.trade_date))
     if after is not None:
         statement = statement.where(Meter.meter_id > after)
     return (await session.execute(statement)).mappings().all()

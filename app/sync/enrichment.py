@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Row
@@ -34,8 +34,10 @@ class Enrichment:
         sessions: async_sessionmaker[AsyncSession],
         client: Callable[[], LeapClient],
         worker: str,
+        zones: Mapping[str, str],
     ) -> None:
         self.sessions = sessions
+        self.zones = zones
         self.client = client
         self.worker = worker
 
@@ -84,7 +86,7 @@ class Enrichment:
             if meter is not None:
                 await records.store_meters(session, [meter])
             if enrollment is not None:
-                await records.store_enrollments(session, [enrollment])
+                await records.store_enrollments(session, [enrollment], self.zones)
             await session.commit()
 
     async def release(self) -> None:

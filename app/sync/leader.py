@@ -91,7 +91,9 @@ class Leader:
     async def _execute(self, run_id: int, run_mode: str) -> None:
         started = time.monotonic()
         try:
-            done = await runs.execute(self.sessions, self.client(), run_id)
+            done = await runs.execute(
+                self.sessions, self.client(), run_id, zones=self.settings.market_timezones
+            )
         except LeapAuthError:
             metrics.sync_run_ended(run_mode, RunStatus.FAILED, time.monotonic() - started)
             log.error("reconciliation stopped: Leap refused LEAP_API_KEY")

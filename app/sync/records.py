@@ -9,13 +9,15 @@ meters Leap no longer returns can be archived at the end.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.groups import repository as groups
+from app.groups.trade_dates import covered_days, zone_starting_at_midnight
 from app.leap.models import LeapEnrollment, LeapMeter
 from app.meters import repository as meter_repository
 
@@ -57,6 +59,17 @@ def _enrollment_row(enrollment: LeapEnrollment) -> dict[str, Any]:
     }
 
 
+ACTIVE = "ACTIVE"
+
+
+def _period_zone(region: str | None, start: datetime, zones: Mapping[str, str]) -> ZoneInfo:
+    """The meter's market zone; for a meter of unknown region, the zone in which the
+    period starts at local midnight (Leap's periods start at midnight in the market)."""
+    if region is not None and region in zones:
+        return ZoneInfo(zones[region])
+    return ZoneInfo(zone_starting_at_midnight(start, dict.fromkeys(zones.values())) or "UTC")
+
+
 Record = TypeVar("Record", LeapMeter, LeapEnrollment)
 _OLDEST = datetime.min.replace(tzinfo=UTC)
 
@@ -80,7 +93,12 @@ async def store_meters(
     return await meter_repository.store_leap_meters(session, rows, run_id)
 
 
-async def store_enrollments(session: AsyncSession, enrollments: Sequence[LeapEnrollment]) -> int:
+async def store_enrollments(
+    session: AsyncSession, enrollments: Sequence[LeapEnrollment], zones: Mapping[str, str]
+) -> int:
+    """Store enrollment records; each taken record replaces its meter's enrollment windows
+    with its ACTIVE program enrollments that name a market group (ELIGIBLE ones show in
+    the enrollment view only: they do not put a meter in a roster)."""
     records = _dedupe(enrollments)
     if not records:
         return 0
@@ -102,12 +120,25 @@ async def store_enrollments(session: AsyncSession, enrollments: Sequence[LeapEnr
             if period.market_group_id is None:
                 continue
             new_groups.append({"id": str(period.market_group_id), "name": period.market_group_name})
+            if period.enrollment_status != ACTIVE:
+                continue
+            start = period.delivery_period_start_date_time
+            end = period.delivery_period_end_date_time
+            # A delivery period's end is the start of its last day: that day is covered.
+            first, last = covered_days(
+                start,
+                end,
+                _period_zone(enrollment.transmission_region, start, zones),
+                end_inclusive=True,
+            )
             windows.append(
                 {
                     "meter_id": str(enrollment.meter_id),
                     "market_group_id": str(period.market_group_id),
-                    "window_start": _iso(period.delivery_period_start_date_time),
-                    "window_end": _iso(period.delivery_period_end_date_time),
+                    "window_start": _iso(start),
+                    "window_end": _iso(end),
+                    "first_day": first.isoformat(),
+                    "last_day": last.isoformat(),
                 }
             )
     await groups.upsert_groups(session, new_groups)

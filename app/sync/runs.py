@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -24,6 +24,7 @@ from app.clock import utc_now
 from app.leap.client import LeapClient
 from app.leap.errors import LeapAuthError, LeapError
 from app.leap.models import MeterFilter
+from app.markets import DEFAULT_MARKET_TIMEZONES
 from app.meters import repository as meters
 from app.models import RunMode, RunStatus, SyncRun
 from app.sync import records
@@ -128,8 +129,11 @@ async def execute(
     client: LeapClient,
     run_id: int,
     progress: Progress | None = None,
+    *,
+    zones: Mapping[str, str] = DEFAULT_MARKET_TIMEZONES,
 ) -> SyncRun:
-    """Run (or resume) one reconciliation to its end; returns the final run record."""
+    """Run (or resume) one reconciliation to its end; returns the final run record.
+    `zones` (MARKET_TIMEZONES) places delivery periods on trade dates."""
     async with sessions() as session:
         run = await session.get(SyncRun, run_id, with_for_update=True)
         if run is None:
@@ -142,7 +146,7 @@ async def execute(
                 if run.phase == "meters":
                     await _walk_meters(session, run, client, base, progress)
                 elif run.phase == "enrollments":
-                    await _walk_enrollments(session, run, client, base, progress)
+                    await _walk_enrollments(session, run, client, base, progress, zones)
                 else:
                     if run.mode == RunMode.FULL:
                         assert run.started_at is not None
@@ -224,10 +228,11 @@ async def _walk_enrollments(
     client: LeapClient,
     base: MeterFilter,
     progress: Progress | None,
+    zones: Mapping[str, str],
 ) -> None:
     pages = client.iter_enrollment_pages(base.with_page_token(run.page_token))
     async for page in _prefetched(pages):
-        await records.store_enrollments(session, page.meters)
+        await records.store_enrollments(session, page.meters, zones)
         _page_stored(run, 0, page.next_page_token)
         await session.commit()
         if progress is not None:

@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from app.auth import OpsScope
-from app.config import ApiMode
 from app.deps import SessionDep, SettingsDep
 from app.params import QueryInt, single_valued
 from app.problems import Problem, problem_responses
@@ -16,6 +15,7 @@ from app.webhooks import repository
 from app.webhooks.queries import event_detail, event_page
 from app.webhooks.retry import replay
 from app.webhooks.schemas import EventDetail, EventPage
+from app.webhooks.service import ApplyOptions
 
 router = APIRouter(dependencies=[Depends(single_valued)])
 
@@ -73,7 +73,7 @@ async def get_webhook_event(
 async def replay_webhook_event(
     webhook_event_id: uuid.UUID, session: SessionDep, settings: SettingsDep, _: OpsScope
 ) -> EventDetail:
-    event = await replay(session, webhook_event_id, refresh=settings.api_mode == ApiMode.API)
+    event = await replay(session, webhook_event_id, ApplyOptions.of(settings))
     if event is None:
         raise Problem(404, "no webhook event with this id")
     return event_detail(event)

@@ -20,10 +20,10 @@ from starlette.responses import JSONResponse, Response
 
 from app import metrics
 from app.auth import secret_matches
-from app.config import ApiMode, Settings
+from app.config import Settings
 from app.problems import problem_response, problem_responses
 from app.webhooks.schemas import ReceiptOut
-from app.webhooks.service import Inbox, Rejected, Unavailable, receive
+from app.webhooks.service import ApplyOptions, Inbox, Rejected, Unavailable, receive
 
 log = logging.getLogger("meter_sync.webhooks")
 
@@ -40,7 +40,7 @@ class Receiver:
     header: bytes  # lower-case, as ASGI gives header names
     secrets: tuple[bytes, ...]
     max_body_bytes: int
-    refresh: bool  # API mode: every state event also queues a refetch from Leap
+    options: ApplyOptions
     inbox: Inbox
 
     @classmethod
@@ -51,7 +51,7 @@ class Receiver:
                 s.get_secret_value().encode("utf-8") for s in settings.leap_webhook_secrets
             ),
             max_body_bytes=settings.webhook_max_body_bytes,
-            refresh=settings.api_mode == ApiMode.API,
+            options=ApplyOptions.of(settings),
             inbox=inbox,
         )
 
@@ -110,7 +110,7 @@ async def receive_webhook(request: Request) -> Response:
     except TimeoutError:
         return _refused("invalid", started, 408, "body not received in time")
     try:
-        receipt = await receive(receiver.inbox, raw, refresh=receiver.refresh)
+        receipt = await receive(receiver.inbox, raw, receiver.options)
     except Rejected as exc:
         extra: dict[str, Any] = {"errors": exc.errors} if exc.errors else {}
         return _refused("invalid", started, exc.status, exc.detail, **extra)

@@ -19,14 +19,14 @@ from app.leap.events import EVENT_ADAPTER, KNOWN_EVENT_TYPES
 from app.models import WebhookEvent, WebhookStatus
 from app.webhooks import parsing
 from app.webhooks.schemas import read_envelope
-from app.webhooks.service import apply, retry_delay, storable_text
+from app.webhooks.service import ApplyOptions, apply, retry_delay, storable_text
 
 log = logging.getLogger("meter_sync.webhooks")
 MAX_ATTEMPTS = 8
 BATCH = 20
 
 
-async def reapply(session: AsyncSession, event: WebhookEvent, *, refresh: bool) -> bool:
+async def reapply(session: AsyncSession, event: WebhookEvent, options: ApplyOptions) -> bool:
     """Apply a stored event's body again inside a savepoint; record the outcome."""
     event.attempts += 1
     event.updated_at = utc_now()
@@ -39,7 +39,7 @@ async def reapply(session: AsyncSession, event: WebhookEvent, *, refresh: bool) 
             return True
         payload = EVENT_ADAPTER.validate_python(envelope.payload)
         async with session.begin_nested():
-            await apply(session, payload, event.webhook_event_id, refresh=refresh)
+            await apply(session, payload, event.webhook_event_id, options)
     except (ValueError, ValidationError, parsing.BadBody) as exc:
         event.status, event.error, event.next_attempt_at = (
             WebhookStatus.DEAD,
@@ -64,7 +64,7 @@ async def reapply(session: AsyncSession, event: WebhookEvent, *, refresh: bool) 
     return True
 
 
-async def retry_due(sessions: async_sessionmaker[AsyncSession], *, refresh: bool) -> int:
+async def retry_due(sessions: async_sessionmaker[AsyncSession], options: ApplyOptions) -> int:
     """Retry the failed events that are due; returns how many were tried."""
     async with sessions() as session:
         due = (
@@ -80,7 +80,7 @@ async def retry_due(sessions: async_sessionmaker[AsyncSession], *, refresh: bool
             )
         ).all()
         for event in due:
-            if not await reapply(session, event, refresh=refresh):
+            if not await reapply(session, event, options):
                 metrics.apply_failed("retry")
                 log.warning(
                     "webhook retry failed",
@@ -91,12 +91,12 @@ async def retry_due(sessions: async_sessionmaker[AsyncSession], *, refresh: bool
 
 
 async def replay(
-    session: AsyncSession, event_id: uuid.UUID, *, refresh: bool
+    session: AsyncSession, event_id: uuid.UUID, options: ApplyOptions
 ) -> WebhookEvent | None:
     """Ops: apply one stored event again, whatever its status (flush only)."""
     event = await session.get(WebhookEvent, event_id, with_for_update=True)
     if event is None:
         return None
-    await reapply(session, event, refresh=refresh)
+    await reapply(session, event, options)
     await session.flush()
     return event

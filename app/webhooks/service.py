@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from app import logs
 from app.clock import utc_now
+from app.config import ApiMode, Settings
 from app.db import is_unavailable
 from app.groups.service import apply_group_updated
 from app.leap.events import (
@@ -103,21 +105,36 @@ class Inbox:
         return self._autocommit
 
 
+@dataclass(frozen=True, slots=True)
+class ApplyOptions:
+    """How effects are applied: queue refetches (API mode), and the market zones."""
+
+    refresh: bool
+    zones: Mapping[str, str]
+
+    @classmethod
+    def of(cls, settings: Settings) -> ApplyOptions:
+        return cls(refresh=settings.api_mode == ApiMode.API, zones=settings.market_timezones)
+
+
 async def apply(
-    conn: AsyncSession | AsyncConnection, event: LeapEvent, event_id: uuid.UUID, *, refresh: bool
+    conn: AsyncSession | AsyncConnection,
+    event: LeapEvent,
+    event_id: uuid.UUID,
+    options: ApplyOptions,
 ) -> None:
     """Apply one event's effects without committing (the caller owns the transaction)."""
     if isinstance(event, GroupUpdated):
         assert isinstance(conn, AsyncSession)
-        await apply_group_updated(conn, event)
+        await apply_group_updated(conn, event, options.zones)
     elif isinstance(event, ConnectSessionUpdated | AuthorizationUpdated):
         assert isinstance(conn, AsyncSession)
         await apply_connect_event(conn, event, event_id)
     else:
-        await apply_meter_event(conn, event, event_id, refresh=refresh)
+        await apply_meter_event(conn, event, event_id, refresh=options.refresh)
 
 
-async def receive(inbox: Inbox, raw: bytes, *, refresh: bool) -> Receipt:
+async def receive(inbox: Inbox, raw: bytes, options: ApplyOptions) -> Receipt:
     try:
         body = parsing.decode(raw)
     except parsing.BadBody as exc:
@@ -140,8 +157,8 @@ async def receive(inbox: Inbox, raw: bytes, *, refresh: bool) -> Receipt:
                 await delivery.store_only(WebhookStatus.DEAD, error=_error_text(errors))
                 raise Rejected(422, "payload does not match Leap's schema", errors) from None
             if isinstance(event, GroupUpdated | ConnectSessionUpdated | AuthorizationUpdated):
-                return await delivery.store_and_apply(event, refresh)
-            return await delivery.store_meter_event(event, refresh)
+                return await delivery.store_and_apply(event, options)
+            return await delivery.store_meter_event(event, options.refresh)
     except (Rejected, Unavailable):
         raise
     except Exception as exc:
@@ -214,7 +231,7 @@ class _Delivery:
         async with self.inbox.autocommit().connect() as conn:
             return await self._duplicate(conn)
 
-    async def store_and_apply(self, event: LeapEvent, refresh: bool) -> Receipt:
+    async def store_and_apply(self, event: LeapEvent, options: ApplyOptions) -> Receipt:
         meter_id = getattr(event, "meter_id", None)
         partner_reference = getattr(event, "partner_reference", None)
         async with self.inbox.sessions() as session:
@@ -233,7 +250,7 @@ class _Delivery:
                     receipt = await self._duplicate(session)
                     await session.commit()
                     return receipt
-                await apply(session, event, self.event_id, refresh=refresh)
+                await apply(session, event, self.event_id, options)
                 await session.commit()
                 return self._receipt("accepted")
             except Exception as exc:
