@@ -182,9 +182,16 @@ def create_app(state: SimState) -> FastAPI:
             p.enrollment_of if kind == "enrollments" else (lambda c: p.meter_record(c.index) or {})
         )
         try:
-            return search(p, body or MeterFilter(), render)
+            page = search(p, body or MeterFilter(), render)
         except SearchError as exc:
             raise v2_error(400, exc.title, exc.details) from None
+        if not page["meters"]:
+            answer = state.faults.empty_search_answer()
+            if answer == "404":
+                raise v2_error(404, "Meter not found", {})
+            if answer == "no_meters":
+                return {key: value for key, value in page.items() if key != "meters"}
+        return page
 
     @v2.post("/search")
     async def search_meters(body: MeterFilter | None = None) -> JSON:

@@ -16,14 +16,20 @@ subscription selecting it; answers carry the meter ids and the emitted event ids
 - `POST /sim/meters/archive` `{"meter_ids", "is_archived"?: true}` (no event in Leap).
 - `POST /sim/meters/remove` `{"meter_ids"}`: Leap stops returning them (404 / absent).
 - `POST /sim/evolve` `{"changes", "seed"?}`: random global-status changes.
-- `GET /sim/groups`: market groups (id, name, region).
-- `PUT /sim/groups/{market_group_id}/roster` `{"start_date_time", "end_date_time",
-  "meter_ids"? | "count"?}`: the group's members for that window become exactly these
-  meters (`count` picks the first ACTIVE meters of the group's region)
-  -> `meter.enrollment.group.updated`.
+- `GET /sim/groups`: market groups (id, name, region, and the window of the portfolio's
+  month as Leap writes a group's: `end_date_time` is when the group becomes inactive).
+- `PUT /sim/groups/{market_group_id}/roster` `{"start_date_time"?, "end_date_time"?,
+  "meter_ids"? | "count"?}`: the group's members for that window (default: the group's
+  month, as listed) become exactly these meters (`count` picks the first ACTIVE meters of
+  the group's region) -> `meter.enrollment.group.updated`.
 - `POST /sim/connect-sessions` `{"partner_reference", "status"}` -> `connect_session.updated`.
 - `POST /sim/authorizations` `{"partner_reference", "utility_name", "status"}`
   -> `connect_session.authorization_updated`.
+- `POST /sim/connect` `{"partner_reference", "utility_name", "meters"?: 1,
+  "transmission_region"?, "meter_type"?, "meter_partner_reference"?}`: Leap's
+  authorization chain for that Connect refId: session CREATED, UPDATED, authorization
+  INITIATED, COMPLETED, session COMPLETED, then `meter.created` for each new meter, whose
+  `connection_references` hold the refId (its own partner_reference differs or is unset).
 - `POST /sim/events` `{...any payload with webhook_event_type...}`: emit as given.
 - `GET /sim/events?limit=`: the last emitted envelopes (with `webhook_id`).
 - `GET /sim/deliveries?outcome=&webhook_event_id=`: delivery attempts and outcomes.
@@ -40,8 +46,11 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
+from app.leap_sim import regions as R
 from app.leap_sim.faults import FaultConfig
+from app.leap_sim.periods import group_window
 from app.leap_sim.search import MeterType, Region, Status
+from app.leap_sim.shapes import iso
 from app.leap_sim.state import SimState, UnknownMeter
 
 JSON = dict[str, Any]
@@ -84,8 +93,8 @@ class Evolve(BaseModel):
 
 
 class Roster(BaseModel):
-    start_date_time: datetime
-    end_date_time: datetime
+    start_date_time: datetime | None = None
+    end_date_time: datetime | None = None
     meter_ids: list[str] | None = None
     count: int | None = Field(None, ge=0, le=1_000_000)
 
@@ -99,6 +108,15 @@ class Authorization(BaseModel):
     partner_reference: str = Field(min_length=3, max_length=256)
     utility_name: str
     status: Literal["INITIATED", "COMPLETED", "FAILED"]
+
+
+class ConnectFlow(BaseModel):
+    partner_reference: str = Field(min_length=3, max_length=256)
+    utility_name: str
+    meters: int = Field(1, ge=0, le=1000)
+    transmission_region: Region | None = None
+    meter_type: MeterType | None = None
+    meter_partner_reference: str | None = Field(None, min_length=3, max_length=256)
 
 
 def _utc(value: datetime) -> datetime:
@@ -174,18 +192,24 @@ def build_control_router(state: SimState) -> APIRouter:
             ids.append(core.meter_id)
         return {"meter_ids": ids, "webhook_event_ids": events}
 
+    def month_of(region: str) -> tuple[datetime, datetime]:
+        return group_window(R.REGION_BY_NAME[region], state.portfolio.anchor)
+
     @router.get("/groups")
     async def groups() -> JSON:
-        return {
-            "groups": [
+        out = []
+        for g in state.portfolio.groups:
+            start, end = month_of(g.region)
+            out.append(
                 {
                     "market_group_id": g.market_group_id,
                     "market_group_name": g.name,
                     "region": g.region,
+                    "start_date_time": iso(start),
+                    "end_date_time": iso(end),
                 }
-                for g in state.portfolio.groups
-            ]
-        }
+            )
+        return {"groups": out}
 
     @router.put("/groups/{market_group_id}/roster")
     async def set_roster(market_group_id: str, body: Roster) -> JSON:
@@ -196,7 +220,13 @@ def build_control_router(state: SimState) -> APIRouter:
         ids = body.meter_ids
         if ids is None:
             ids = state.pick_members(market_group_id, body.count or 0)
-        start, end = _utc(body.start_date_time), _utc(body.end_date_time)
+        start, end = month_of(state.portfolio.group_by_id[market_group_id].region)
+        if body.start_date_time is not None:
+            start = _utc(body.start_date_time)
+        if body.end_date_time is not None:
+            end = _utc(body.end_date_time)
+        if end <= start:
+            raise HTTPException(422, "end_date_time must be after start_date_time")
         events = guarded(state.set_roster, market_group_id, start, end, ids)
         return {"meter_ids": ids, "webhook_event_ids": events}
 
@@ -208,6 +238,18 @@ def build_control_router(state: SimState) -> APIRouter:
     async def authorization(body: Authorization) -> JSON:
         events = state.authorization(body.partner_reference, body.utility_name, body.status)
         return {"webhook_event_ids": events}
+
+    @router.post("/connect")
+    async def connect(body: ConnectFlow) -> JSON:
+        meter_ids, events = state.connect_flow(
+            body.partner_reference,
+            body.utility_name,
+            body.meters,
+            body.transmission_region,
+            body.meter_type,
+            body.meter_partner_reference,
+        )
+        return {"meter_ids": meter_ids, "webhook_event_ids": events}
 
     @router.post("/events")
     async def raw_event(body: JSON) -> JSON:

@@ -4,6 +4,10 @@ Each request under `path_prefix` draws (from a seeded RNG) whether to add latenc
 which failure, if any, to answer with: 429 with `Retry-After`, a 5xx, or a dropped
 connection. Failures are checked in that order, each at its own rate.
 
+Two answers Leap gives to a search that finds nothing are injectable too (the search
+endpoints ask `empty_search_answer()`): a 404 "Meter not found", or a page without the
+`meters` key.
+
 Dropping: ASGI has no "close without answering" message and uvicorn writes the status
 line as soon as `http.response.start` is sent, so under uvicorn the middleware reaches
 the connection's transport (the ASGI `receive` callable is bound to uvicorn's
@@ -41,6 +45,9 @@ class FaultConfig(BaseModel):
     rate_drop: Rate = Field(0.0, ge=0, le=1)
     seed: int = 0
     path_prefix: str = "/v2/"
+    # searches with no result: answer 404, or a page without `meters`
+    empty_search_404_rate: Rate = Field(0.0, ge=0, le=1)
+    empty_page_without_meters_rate: Rate = Field(0.0, ge=0, le=1)
 
 
 class FaultInjector:
@@ -64,6 +71,21 @@ class FaultInjector:
         elif self._rng.random() < c.rate_drop:
             kind = "drop"
         return delay, kind
+
+    def empty_search_answer(self) -> str | None:
+        """How to answer a search with no result: "404", "no_meters" or None (a page)."""
+        c = self.config
+        kind: str | None = None
+        if c.empty_search_404_rate and self._rng.random() < c.empty_search_404_rate:
+            kind = "404"
+        elif (
+            c.empty_page_without_meters_rate
+            and self._rng.random() < c.empty_page_without_meters_rate
+        ):
+            kind = "no_meters"
+        if kind is not None:
+            self.counts[f"empty_search_{kind}"] += 1
+        return kind
 
     def stats(self) -> dict[str, Any]:
         return {"config": self.config.model_dump(), "injected": dict(self.counts)}

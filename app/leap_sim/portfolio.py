@@ -16,11 +16,16 @@ from __future__ import annotations
 import bisect
 import hashlib
 import uuid
-from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, timedelta
 
 from app.leap_sim import regions as R
 from app.leap_sim.ids import IdCodec
+from app.leap_sim.periods import (
+    PERIOD_OFFSETS,
+    delivery_period_of_window,
+    monthly_periods,
+    program_periods,
+)
 from app.leap_sim.render import render_meter
 from app.leap_sim.shapes import (
     FAR_FUTURE,
@@ -36,7 +41,9 @@ from app.leap_sim.shapes import (
 )
 
 __all__ = ["FAR_FUTURE", "JSON", "Group", "MeterCore", "Mutation", "Period", "Portfolio", "iso"]
-PERIOD_OFFSETS = (-1, 0, 1, 2)
+# Program enrollments that name their market group: Leap lists the group on ELIGIBLE
+# enrollments too (only ACTIVE ones make a meter dispatchable).
+GROUPED_STATUSES = ("ACTIVE", "ELIGIBLE")
 
 
 class Portfolio:
@@ -51,6 +58,7 @@ class Portfolio:
         self.anchor = now.replace(minute=0, second=0, microsecond=0)
         self._codec = IdCodec(seed, "meter")
         self._ref_prefix = "site-" + hashlib.blake2b(str(seed).encode(), digest_size=2).hexdigest()
+        self._connect_prefix = self._ref_prefix.replace("site-", "connect-", 1)
         ns = uuid.uuid5(uuid.NAMESPACE_URL, f"https://leap-sim.invalid/{seed}")
         self.groups: list[Group] = []
         self.groups_by_region: dict[str, list[Group]] = {r.name: [] for r in R.REGIONS}
@@ -60,12 +68,19 @@ class Portfolio:
             self.groups.append(grp)
             self.groups_by_region[region].append(grp)
         self.group_by_id = {g.market_group_id: g for g in self.groups}
-        self.periods = {r.name: self._periods(r) for r in R.REGIONS}
+        # monthly periods per region (participation windows and group months follow them)
+        self.periods = {r.name: monthly_periods(r, self.anchor) for r in R.REGIONS}
+        # each program's delivery periods: monthly, or multi-month for seasonal programs
+        self.program_periods = {
+            (r.name, k): program_periods(r, program, self.anchor)
+            for r in R.REGIONS
+            for k, program in enumerate(r.programs)
+        }
         # (deadline, delivery period) that generated required actions point at
         self._upcoming = {
             r.name: (
-                iso(self.periods[r.name][2].start - timedelta(days=2)),
-                f"{r.programs[0].period_prefix}_{self.periods[r.name][2].label}",
+                iso(self.program_periods[r.name, 0][2].start - timedelta(days=2)),
+                f"{r.programs[0].period_prefix}_{self.program_periods[r.name, 0][2].label}",
             )
             for r in R.REGIONS
         }
@@ -73,6 +88,7 @@ class Portfolio:
         self._templates: dict[tuple[str, int, int, str], JSON] = {}
         self._added = 0
         self._refs: dict[str, set[int]] = {}  # partner_reference overrides
+        self._connections_added: dict[str, set[int]] = {}  # refIds of added meters
         self._updated: list[tuple[datetime, int]] = []
         self._last_tick = self.anchor
 
@@ -98,6 +114,30 @@ class Portfolio:
         key = index - 1 if kind < 10 and index > 0 else index
         return f"{self._ref_prefix}-{key:07d}"
 
+    def _connections(self, index: int, reference: str | None, created_by: str) -> list[str]:
+        """Leap Connect refIds that produced a utility-created meter. Half the time the
+        refId is the meter's partner_reference; otherwise it differs (one authorization
+        for meters `3k..3k+2`), as when a partner re-keys meters after Connect."""
+        if created_by != "UTILITY" or index >= self.base_count:
+            return []
+        if reference is not None and Draw(self.seed, "connect", index).chance(50):
+            return [reference]
+        return [f"{self._connect_prefix}-{index // 3:07d}"]
+
+    def indices_for_connection(self, connection_reference: str) -> list[int]:
+        """Meters whose `connection_references` hold this refId."""
+        found = set(self._connections_added.get(connection_reference, ()))
+        found.update(self.indices_for_reference(connection_reference))
+        prefix = self._connect_prefix + "-"
+        tail = connection_reference[len(prefix) :]
+        if connection_reference.startswith(prefix) and tail.isdigit():
+            found.update(k for k in range(int(tail) * 3, int(tail) * 3 + 3) if k < self.count)
+        return sorted(
+            i
+            for i in found
+            if (c := self.core(i)) and connection_reference in c.connection_references
+        )
+
     def indices_for_reference(self, reference: str) -> list[int]:
         found = set(self._refs.get(reference, ()))
         prefix = self._ref_prefix + "-"
@@ -112,21 +152,6 @@ class Portfolio:
         now = max(datetime.now(UTC), self._last_tick + timedelta(microseconds=1))
         self._last_tick = now
         return now
-
-    def _periods(self, region: R.Region) -> list[Period]:
-        tz = ZoneInfo(region.timezone)
-        local = self.anchor.astimezone(tz).date()
-        out = []
-        for offset in PERIOD_OFFSETS:
-            month0 = local.year * 12 + local.month - 1 + offset
-            first = date(month0 // 12, month0 % 12 + 1, 1)
-            month1 = month0 + 1
-            last = date(month1 // 12, month1 % 12 + 1, 1) - timedelta(days=1)
-            start = datetime(first.year, first.month, 1, tzinfo=tz).astimezone(UTC)
-            # Leap writes a monthly period's end as the start of its last day
-            end = datetime(last.year, last.month, last.day, tzinfo=tz).astimezone(UTC)
-            out.append(Period(offset, start, end, f"{first.year}_{R.MONTHS[first.month - 1]}"))
-        return out
 
     # ---- overlay --------------------------------------------------------------------
     def mutate(self, index: int) -> Mutation:
@@ -147,6 +172,7 @@ class Portfolio:
         region: str | None = None,
         meter_type: str | None = None,
         partner_reference: str | None = None,
+        connection_references: list[str] | None = None,
     ) -> int:
         index = self.count
         self._added += 1
@@ -158,6 +184,10 @@ class Portfolio:
         if partner_reference is not None:
             entry.partner_reference = partner_reference
             self._refs.setdefault(partner_reference, set()).add(index)
+        if connection_references:
+            entry.connection_references = list(connection_references)
+            for ref in connection_references:
+                self._connections_added.setdefault(ref, set()).add(index)
         return index
 
     def modified_after(self, when: datetime) -> list[int] | None:
@@ -224,7 +254,9 @@ class Portfolio:
             status = mut.status or status
             archived = archived if mut.is_archived is None else mut.is_archived
             updated_at = mut.updated_at
-        connections = [reference] if reference and created_by == "UTILITY" else []
+        connections = self._connections(index, reference, created_by)
+        if mut is not None and mut.connection_references is not None:
+            connections = list(mut.connection_references)
         core = MeterCore(
             index, self.meter_id(index), region, utility, zone, reference, connections,
             classification, meter_type, load_types, status, customer_group, tags, archived,
@@ -237,7 +269,7 @@ class Portfolio:
         key = (region.name, program, offset, status)
         entry = self._templates.get(key)
         if entry is None:
-            period = self.periods[region.name][PERIOD_OFFSETS.index(offset)]
+            period = self.program_periods[region.name, program][PERIOD_OFFSETS.index(offset)]
             entry = self._templates[key] = program_entry(region.programs[program], period, status)
         return entry
 
@@ -247,7 +279,7 @@ class Portfolio:
         out = []
         for offset in PERIOD_OFFSETS:
             entry = dict(self._template(c.region, 0, offset, c.status))
-            if c.status == "ACTIVE" and groups:
+            if c.status in GROUPED_STATUSES and groups:
                 grp = groups[(c.group_slot + offset) % len(groups)]
                 entry["market_group_id"] = grp.market_group_id
                 entry["market_group_name"] = grp.name
@@ -373,12 +405,11 @@ class Portfolio:
         return out
 
     def roster_entry(self, group: Group, start: datetime, end: datetime) -> JSON:
-        """The program_enrollment entry a group.updated window adds to its members."""
+        """The program_enrollment entry a group.updated window [start, end) adds to its
+        members: a delivery period from the same first day to the start of its last day."""
         region = R.REGION_BY_NAME[group.region]
         primary = region.programs[0]
-        local = start.astimezone(ZoneInfo(region.timezone))
-        label = f"{local.year}_{R.MONTHS[local.month - 1]}"
-        period = Period(0, start, end, label)
+        period = delivery_period_of_window(region, start, end)
         entry = program_entry(primary, period, "ACTIVE")
         entry["market_group_id"] = group.market_group_id
         entry["market_group_name"] = group.name

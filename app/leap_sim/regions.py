@@ -24,6 +24,8 @@ class Utility:
 class Program:
     identifier: str
     period_prefix: str
+    # months (1-12) where a multi-month delivery period starts; empty: monthly periods
+    season_starts: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,11 @@ REGIONS: tuple[Region, ...] = (
             ),
             Utility("ORU", "NY", ("G",), (("Middletown", "109"),), ("SC1", "SC2")),
         ),
-        (Program("NYISO-SCR", "NYISO-SCR"), Program("CONED-CSRP", "CONED-CSRP")),
+        (
+            # NYISO's SCR capability periods: summer May-Oct, winter Nov-Apr
+            Program("NYISO-SCR", "NYISO-SCR", season_starts=(5, 11)),
+            Program("CONED-CSRP", "CONED-CSRP"),
+        ),
     ),
     Region(
         "ISONE",

@@ -98,7 +98,8 @@ def render_meter(
             energy_capacity_duration_hours=3,
             battery_max_state_of_charge_percentage=95,
             battery_min_state_of_charge_percentage=10,
-            pv_connected=rnd.random() < 0.7,
+            # Leap's current name (formerly `pv_connected`)
+            is_connected_to_solar=rnd.random() < 0.7,
         )
     out["site"] = {
         "load_zone": load_zone,

@@ -115,7 +115,7 @@ def _candidates(p: Portfolio, f: MeterFilter, after: int) -> Iterator[int]:
         narrowed.append({i for r in f.partner_references for i in p.indices_for_reference(r)})
     if f.connection_reference_ids:
         refs = f.connection_reference_ids
-        narrowed.append({i for r in refs for i in p.indices_for_reference(r)})
+        narrowed.append({i for r in refs for i in p.indices_for_connection(r)})
     if f.last_modified_date_time is not None:
         changed = p.modified_after(f.last_modified_date_time)
         if changed is not None:

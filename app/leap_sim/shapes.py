@@ -67,6 +67,7 @@ class Mutation:
     region: str | None = None
     meter_type: str | None = None
     partner_reference: str | None = None
+    connection_references: list[str] | None = None
     status: str | None = None
     is_archived: bool | None = None
     removed: bool = False

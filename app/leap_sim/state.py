@@ -180,7 +180,7 @@ class SimState:
     def default_action(self, c: MeterCore, action_type: str, side: str) -> JSON:
         table = R.PARTNER_ACTIONS if side == "partner" else R.LEAP_ACTIONS
         code, text = next(((k, t) for a, k, t in table if a == action_type), ("SERV_0001", ""))
-        upcoming = self.portfolio.periods[c.region.name][2]
+        upcoming = self.portfolio.program_periods[c.region.name, 0][2]
         program = c.region.programs[0]
         return {
             "program_identifier": program.identifier,
@@ -285,6 +285,35 @@ class SimState:
                 "status": status,
             }
         )
+
+    def connect_flow(
+        self,
+        connection_reference: str,
+        utility_name: str,
+        meters: int = 1,
+        region: str | None = None,
+        meter_type: str | None = None,
+        partner_reference: str | None = None,
+    ) -> tuple[list[str], list[str]]:
+        """A customer going through Leap Connect with refId `connection_reference`: the
+        session and authorization events, then `meter.created` for each meter the
+        authorization produced. Those meters list the refId in `connection_references`;
+        their own `partner_reference` is `partner_reference` (None: not set)."""
+        events = self.connect_session(connection_reference, "CREATED")
+        events += self.connect_session(connection_reference, "UPDATED")
+        events += self.authorization(connection_reference, utility_name, "INITIATED")
+        events += self.authorization(connection_reference, utility_name, "COMPLETED")
+        events += self.connect_session(connection_reference, "COMPLETED")
+        meter_ids = []
+        for _ in range(meters):
+            index = self.portfolio.add_meter(
+                region, meter_type, partner_reference, [connection_reference]
+            )
+            core = self.portfolio.core(index)
+            assert core is not None
+            events += self.emit(self.meter_payload("meter.created", core))
+            meter_ids.append(core.meter_id)
+        return meter_ids, events
 
     def stats(self) -> JSON:
         return {

@@ -1,6 +1,7 @@
 """JSON Schema validators built from Leap's published OpenAPI 3.0 / AsyncAPI definitions.
 
-The yml files are read from the shared checkout (`../shared/leap-api` beside the repo).
+The definitions are read from their extraction in the repository (`tests/leap_contract/`,
+made by `scripts/extract_leap_contract.py`): the schemas without prose, `$ref` paths intact.
 OpenAPI 3.0 schemas are close to JSON Schema draft 4; `nullable: true` is translated to
 a `null` type. Leap's event union (`WebhookEventTypeDiscriminator`) is a `oneOf` whose
 branches overlap, so an event payload is checked against the branch its discriminator
@@ -10,12 +11,12 @@ mapping names, as an OpenAPI tool would do.
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from jsonschema import (  # type: ignore[import-untyped]  # no stubs in the dev deps
     Draft4Validator,
     Draft202012Validator,
@@ -24,7 +25,8 @@ from jsonschema import (  # type: ignore[import-untyped]  # no stubs in the dev 
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4, DRAFT202012
 
-LEAP_API_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "leap-api"
+CONTRACT_DIR = Path(__file__).resolve().parents[1] / "leap_contract"
+SCHEMAS_DIR = CONTRACT_DIR / "schemas"
 JSON = dict[str, Any]
 
 
@@ -69,8 +71,9 @@ def _translate_nullable(node: Any) -> Any:
 
 @functools.cache
 def document(name: str) -> JSON:
-    with (LEAP_API_DIR / name).open(encoding="utf-8") as fh:
-        loaded: JSON = yaml.safe_load(fh)
+    """One definition by its source name (`meters.yml`), as extracted."""
+    path = SCHEMAS_DIR / f"{Path(name).stem}.json"
+    loaded: JSON = json.loads(path.read_text(encoding="utf-8"))
     translated: JSON = _translate_nullable(loaded)
     return translated
 

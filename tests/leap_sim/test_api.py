@@ -260,7 +260,10 @@ def test_added_and_removed_meters(sim: RunningSim, api: httpx.Client) -> None:
 
 def test_roster_window_shows_in_program_enrollment(sim: RunningSim, api: httpx.Client) -> None:
     group = api.get("/sim/groups").json()["groups"][3]
+    # A group window ends when the group becomes inactive (June 18, local midnight); the
+    # delivery period it adds ends at the start of its last day (June 17).
     window = {"start_date_time": "2025-06-16T07:00:00Z", "end_date_time": "2025-06-18T07:00:00Z"}
+    period_end = "2025-06-17T07:00:00Z"
     chosen = api.put(
         f"/sim/groups/{group['market_group_id']}/roster", json={**window, "count": 3}
     ).json()["meter_ids"]
@@ -275,7 +278,7 @@ def test_roster_window_shows_in_program_enrollment(sim: RunningSim, api: httpx.C
         ]
         assert any(
             e["delivery_period_start_date_time"] == window["start_date_time"]
-            and e["delivery_period_end_date_time"] == window["end_date_time"]
+            and e["delivery_period_end_date_time"] == period_end
             for e in entries
         )
     # replacing the roster drops the window from meters no longer in it
