@@ -31,7 +31,9 @@ async def roster(client: httpx.AsyncClient, group: str, day: str | None = None) 
     return sorted(m["meter_id"] for m in page["items"])
 
 
-async def group_by_day(client: httpx.AsyncClient, meter: str, first: str, last: str) -> dict[str, Any]:
+async def group_by_day(
+    client: httpx.AsyncClient, meter: str, first: str, last: str
+) -> dict[str, Any]:
     """trade_date -> market_group_id from the meter's participation."""
     answer = await get(client, f"/v1/meters/{meter}/participation?from={first}&to={last}")
     return {p["trade_date"]: p["market_group_id"] for p in answer["participation"]}

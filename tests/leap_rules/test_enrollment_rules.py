@@ -64,10 +64,14 @@ async def test_eligible_enrollment_not_in_roster_but_in_enrollment_view(
     )
     assert answer.status_code == 404 or answer.json()["items"] == [], answer.text
     view = await _view(client, NY_METER)
-    assert view["active_from"] is None and view["active_to"] is None
+    assert view["active_from"] is None
+    assert view["active_to"] is None
     assert instant(view["eligible_from"]) == instant("2027-05-01T04:00:00Z")
     assert view["eligible_to"] is not None
-    shown = {(p["delivery_period"], p["enrollment_status"], p["market_group_id"]) for p in view["programs"]}
+    shown = {
+        (p["delivery_period"], p["enrollment_status"], p["market_group_id"])
+        for p in view["programs"]
+    }
     assert ("CONED-DLRP_2027_MAY_SEP", "ELIGIBLE", ELIGIBLE_GROUP) in shown
 
 
@@ -79,7 +83,9 @@ async def _enrolled_with_both_sides(engine: AsyncEngine) -> None:
         partner_actions=[leap.PARTNER_REAUTHORIZE],
         leap_actions=[leap.LEAP_NOT_ENROLLED],
     )
-    example = leap.ExampleLeap(meters=[leap.meter_details(METER, "ref-id-0102")], enrollments=[record])
+    example = leap.ExampleLeap(
+        meters=[leap.meter_details(METER, "ref-id-0102")], enrollments=[record]
+    )
     assert (await leap.reconcile(engine, example)).status == "succeeded"
 
 
@@ -142,7 +148,8 @@ async def test_active_span_includes_last_day_of_period(
     view = await _view(client, METER)
     assert instant(view["active_from"]) == first_day_start
     active_to = instant(view["active_to"])
-    assert active_to is not None and active_to >= last_day_start
+    assert active_to is not None
+    assert active_to >= last_day_start
     meter = await get(client, f"/v1/meters/{METER}")
     assert instant(meter["enrollment"]["active_from"]) == first_day_start
 
@@ -174,7 +181,8 @@ async def test_participate_overrides_idle_and_disenroll(client: httpx.AsyncClien
     ]
     other = "33333333-3333-3333-3333-333333333333"
     await send(
-        client, events.participation(other, "DISENROLL", "2025-01-01T08:00:00Z", "2025-03-01T08:00:00Z")
+        client,
+        events.participation(other, "DISENROLL", "2025-01-01T08:00:00Z", "2025-03-01T08:00:00Z"),
     )
     await send(client, events.participation(other, "PARTICIPATE", "2025-02-01T08:00:00Z", None))
     assert timeline(await _view(client, other)) == [
@@ -215,7 +223,11 @@ async def test_same_instant_different_spelling_one_window(
 async def test_same_instant_different_spelling_in_webhooks_one_window(
     client: httpx.AsyncClient,
 ) -> None:
-    for start in ("2024-11-01T07:00:00Z", "2024-11-01T07:00:00.000+00:00", "2024-10-31T23:00:00-08:00"):
+    for start in (
+        "2024-11-01T07:00:00Z",
+        "2024-11-01T07:00:00.000+00:00",
+        "2024-10-31T23:00:00-08:00",
+    ):
         await _participation(client, "IDLE", start, "2024-12-01T08:00:00Z")
     assert timeline(await _view(client, events.CAISO_METER)) == [
         ("IDLE", instant("2024-11-01T07:00:00Z"), instant("2024-12-01T08:00:00Z"))

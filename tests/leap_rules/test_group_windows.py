@@ -150,16 +150,16 @@ async def test_default_roster_date_is_today_in_group_zone(database_url: str) -> 
     start = datetime.combine(today, time(0), tzinfo=zone).astimezone(UTC)
     end = start + timedelta(days=1)  # a one-day group: only "today" has members
     iso = "%Y-%m-%dT%H:%M:%SZ"
-    async with LiveServer(create_app(settings)) as live:
-        async with httpx.AsyncClient(base_url=live.url, timeout=30) as client:
-            await send(client, events.meter_created(events.CAISO_METER, "site-1"))
-            await send(
-                client,
-                events.group_updated(
-                    [events.CAISO_METER], GROUP, "ONE_DAY", start.strftime(iso), end.strftime(iso)
-                ),
-            )
-            page = await get(client, f"/v1/groups/{GROUP}/meters")
+    one_day = events.group_updated(
+        [events.CAISO_METER], GROUP, "ONE_DAY", start.strftime(iso), end.strftime(iso)
+    )
+    async with (
+        LiveServer(create_app(settings)) as live,
+        httpx.AsyncClient(base_url=live.url, timeout=30) as client,
+    ):
+        await send(client, events.meter_created(events.CAISO_METER, "site-1"))
+        await send(client, one_day)
+        page = await get(client, f"/v1/groups/{GROUP}/meters")
     assert page["trade_date"] == today.isoformat()
     assert [m["meter_id"] for m in page["items"]] == [events.CAISO_METER]
 
@@ -212,7 +212,9 @@ async def test_multi_month_period_covers_its_last_day(
     )
     example = leap.ExampleLeap(
         meters=[leap.meter_details(NY_METER, "test_meter", "NYISO")],
-        enrollments=[leap.enrollment(NY_METER, [scr], partner_reference="test_meter", region="NYISO")],
+        enrollments=[
+            leap.enrollment(NY_METER, [scr], partner_reference="test_meter", region="NYISO")
+        ],
     )
     assert (await leap.reconcile(engine, example)).status == "succeeded"
     assert await roster(client, GROUP, "2024-05-01") == [NY_METER]
