@@ -39,18 +39,19 @@ async def test_eligible_enrollment_not_in_roster_but_in_enrollment_view(
         market_group_id=ELIGIBLE_GROUP,
         market_group_name="PGSB_1_PDRP93",
     )
-    dlrp_2027 = {
+    year = datetime.now(UTC).year + 1  # the same period a year ahead: it follows today
+    dlrp_next = {
         **dlrp_2025,
-        "delivery_period": "CONED-DLRP_2027_MAY_SEP",
-        "delivery_period_start_date_time": "2027-05-01T04:00:00Z",
-        "delivery_period_end_date_time": "2027-09-30T04:00:00Z",
+        "delivery_period": f"CONED-DLRP_{year}_MAY_SEP",
+        "delivery_period_start_date_time": f"{year}-05-01T04:00:00Z",
+        "delivery_period_end_date_time": f"{year}-09-30T04:00:00Z",
     }
     example = leap.ExampleLeap(
         meters=[leap.meter_details(NY_METER, "test_meter", "NYISO")],
         enrollments=[
             leap.enrollment(
                 NY_METER,
-                [dlrp_2025, dlrp_2027],
+                [dlrp_2025, dlrp_next],
                 partner_reference="test_meter",
                 region="NYISO",
                 status="ELIGIBLE",
@@ -66,13 +67,13 @@ async def test_eligible_enrollment_not_in_roster_but_in_enrollment_view(
     view = await _view(client, NY_METER)
     assert view["active_from"] is None
     assert view["active_to"] is None
-    assert instant(view["eligible_from"]) == instant("2027-05-01T04:00:00Z")
+    assert instant(view["eligible_from"]) == instant(f"{year}-05-01T04:00:00Z")
     assert view["eligible_to"] is not None
     shown = {
         (p["delivery_period"], p["enrollment_status"], p["market_group_id"])
         for p in view["programs"]
     }
-    assert ("CONED-DLRP_2027_MAY_SEP", "ELIGIBLE", ELIGIBLE_GROUP) in shown
+    assert (f"CONED-DLRP_{year}_MAY_SEP", "ELIGIBLE", ELIGIBLE_GROUP) in shown
 
 
 async def _enrolled_with_both_sides(engine: AsyncEngine) -> None:
