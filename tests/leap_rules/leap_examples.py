@@ -257,12 +257,19 @@ class ExampleLeap:
         )
 
 
-async def reconcile(engine: AsyncEngine, leap: ExampleLeap, mode: runs.Mode = "full") -> SyncRun:
-    """One reconciliation run of the service against `leap`, to its end."""
+async def run_reconciliation(
+    engine: AsyncEngine, client: LeapClient, mode: runs.Mode = "full"
+) -> SyncRun:
+    """One reconciliation run of the service against the Leap `client` talks to."""
     sessions = session_factory(engine)
     async with sessions() as session:
         run = await runs.request_run(session, mode, "request")
         await session.commit()
         run_id = run.id
-    async with leap.client() as client:
+    async with client:
         return await runs.execute(sessions, client, run_id)
+
+
+async def reconcile(engine: AsyncEngine, leap: ExampleLeap, mode: runs.Mode = "full") -> SyncRun:
+    """One reconciliation run of the service against `leap`, to its end."""
+    return await run_reconciliation(engine, leap.client(), mode)
