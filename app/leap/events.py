@@ -25,19 +25,31 @@ def _storable(value: str) -> str:
     return value
 
 
-def _as_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
+# A day's margin inside what Python's datetime holds: asyncpg writes datetime.min/max
+# as -infinity/infinity, and reading such an instant in a market zone would overflow.
+EARLIEST_INSTANT = datetime(1, 1, 2, tzinfo=UTC)
+LATEST_INSTANT = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def as_storable_utc(value: datetime) -> datetime:
+    """The instant in UTC; ValueError when it has no zone or is outside what can be stored
+    and read back (year 1, year 9999 with an offset)."""
+    if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must carry a time zone")
-    return value.astimezone(UTC)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("instant out of range") from None
+    if not EARLIEST_INSTANT <= utc <= LATEST_INSTANT:
+        raise ValueError("instant out of range")
+    return utc
 
 
 Text = Annotated[str, AfterValidator(_storable)]
-Instant = Annotated[datetime, AfterValidator(_as_utc)]
-PartnerReference = Annotated[
-    str,
-    Field(min_length=3, max_length=256, pattern=r"^[^/\\?\]\[{}!#$%^&*()<>|]{3,256}$"),
-    AfterValidator(_storable),
-]
+Instant = Annotated[datetime, AfterValidator(as_storable_utc)]
+# Leap's *input* rules for a reference (3-256 characters, no /\?[]{}!#...) are not a
+# promise about what it sends: any reference is stored as sent, NUL excepted.
+PartnerReference = Annotated[str, AfterValidator(_storable)]
 
 
 class TransmissionRegion(StrEnum):
@@ -92,7 +104,8 @@ class RequiredActions(_Model):
 class _MeterEvent(_Model):
     meter_id: uuid.UUID
     partner_reference: PartnerReference | None = None
-    transmission_region: TransmissionRegion
+    # Leap's own test webhook sends meter.created without it: unknown until the API says.
+    transmission_region: TransmissionRegion | None = None
     meter_type: MeterType | None = None
 
 

@@ -68,8 +68,10 @@ async def get_meter(
     response_model=EnrollmentView,
     responses=ERRORS,
 )
-async def get_enrollment(meter_id: uuid.UUID, session: SessionDep, _: ReadScope) -> EnrollmentView:
-    return await queries.get_enrollment(session, meter_id)
+async def get_enrollment(
+    meter_id: uuid.UUID, session: SessionDep, settings: SettingsDep, _: ReadScope
+) -> EnrollmentView:
+    return await queries.get_enrollment(session, settings, meter_id)
 
 
 @router.get(

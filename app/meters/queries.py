@@ -9,7 +9,6 @@ from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.clock import utc_now
 from app.config import Settings
 from app.groups import repository as groups
 from app.groups.schemas import GroupOnDate
@@ -45,12 +44,15 @@ async def get_meter(session: AsyncSession, settings: Settings, meter_id: uuid.UU
     meter = await _meter(session, meter_id)
     tz = zone_for(meter.transmission_region, settings.market_timezones)
     windows = (await groups.windows_for(session, [meter_id]))[meter_id]
-    now = utc_now()
-    return meter_out(meter, GroupOnDate.of(current_trade_date(tz, now), tz, windows), now)
+    return meter_out(meter, GroupOnDate.of(current_trade_date(tz), tz, windows), tz)
 
 
-async def get_enrollment(session: AsyncSession, meter_id: uuid.UUID) -> EnrollmentView:
-    return enrollment_view(await _meter(session, meter_id), utc_now())
+async def get_enrollment(
+    session: AsyncSession, settings: Settings, meter_id: uuid.UUID
+) -> EnrollmentView:
+    meter = await _meter(session, meter_id)
+    tz = zone_for(meter.transmission_region, settings.market_timezones)
+    return enrollment_view(meter, current_trade_date(tz), tz)
 
 
 async def get_participation(

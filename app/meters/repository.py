@@ -29,7 +29,7 @@ class MeterFacts:
     """What a webhook event says about a meter; None means "the event did not say"."""
 
     meter_id: uuid.UUID
-    transmission_region: str
+    transmission_region: str | None = None
     partner_reference: str | None = None
     meter_type: str | None = None
     enrollment_status: str | None = None
@@ -97,10 +97,12 @@ def meter_effects(gate: str) -> str:
         ON CONFLICT (meter_id) DO UPDATE SET
             previous_partner_reference = m.partner_reference,
             partner_reference = COALESCE(EXCLUDED.partner_reference, m.partner_reference),
-            transmission_region = EXCLUDED.transmission_region,
+            transmission_region = COALESCE(EXCLUDED.transmission_region, m.transmission_region),
             meter_type = COALESCE(EXCLUDED.meter_type, m.meter_type),
             enrollment_status = COALESCE(EXCLUDED.enrollment_status, m.enrollment_status),
-            required_actions = COALESCE((SELECT actions FROM args), m.required_actions),
+            -- required-actions events carry the partner side only: Leap's side is kept.
+            required_actions = COALESCE(
+                m.required_actions || (SELECT actions FROM args), m.required_actions),
             participation_preferences = COALESCE((
                 SELECT jsonb_agg(p ORDER BY p->>'start_time')
                 FROM args, LATERAL (

@@ -26,6 +26,8 @@ class Utility(BaseModel):
     tariff: str | None = None
     voltage: str | None = None
     meter_serial_number: str | None = None
+    bill_service_agreement_number: str | None = None
+    bill_customer_account_number: str | None = None
 
 
 class Location(BaseModel):
@@ -57,6 +59,11 @@ class MeterOut(BaseModel):
     grid: Grid
     utility: Utility
     location: Location
+    site_devices: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="The site's devices as Leap describes them, with its current field "
+        "names (e.g. `is_connected_to_solar`, formerly `pv_connected`)",
+    )
     enrollment: EnrollmentSummary
     group_today: GroupOnDate
     # "api" once a record from Leap's API was stored, "webhook" while only events are known.

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.clock import iso_z
 from app.leap.events import (
     GlobalStatusUpdated,
     MeterCreated,
@@ -21,25 +21,22 @@ MeterEvent = (
 )
 
 
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
-
-
 def facts_from(event: MeterEvent) -> MeterFacts:
     status = getattr(event, "global_enrollment_status", None)
     actions = None
     participation = None
     if isinstance(event, RequiredActionsUpdated):
-        actions = event.required_actions.model_dump(mode="json")
+        # The event carries only the partner side: Leap's side (from the API) is kept.
+        actions = {"partner": [a.model_dump(mode="json") for a in event.required_actions.partner]}
     if isinstance(event, ParticipationStatusUpdated):
         participation = {
             "participation_preference": event.participation_preference.value,
-            "start_time": _iso(event.start_time),
-            "end_time": _iso(event.end_time) if event.end_time else None,
+            "start_time": iso_z(event.start_time),
+            "end_time": iso_z(event.end_time) if event.end_time else None,
         }
     return MeterFacts(
         meter_id=event.meter_id,
-        transmission_region=event.transmission_region.value,
+        transmission_region=event.transmission_region.value if event.transmission_region else None,
         partner_reference=event.partner_reference,
         meter_type=event.meter_type.value if event.meter_type else None,
         enrollment_status=status.value if status else None,

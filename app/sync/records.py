@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import iso_z
 from app.groups import repository as groups
 from app.groups.trade_dates import covered_days, zone_starting_at_midnight
 from app.leap.models import LeapEnrollment, LeapMeter
@@ -23,7 +24,7 @@ from app.meters import repository as meter_repository
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    return iso_z(value) if value is not None else None
 
 
 def _meter_row(meter: LeapMeter) -> dict[str, Any]:

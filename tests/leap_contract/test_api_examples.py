@@ -21,8 +21,8 @@ from jsonschema import Draft4Validator  # type: ignore[import-untyped]  # no stu
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
+from app.leap.models import EnrollmentPage, LeapEnrollment, LeapMeter, MeterFilter, MeterPage
 from app.leap_sim.server import RunningSim, serve_in_thread
-from app.sync.leap_models import EnrollmentPage, LeapEnrollment, LeapMeter, MeterFilter, MeterPage
 from tests.leap_contract.contract import CONTRACT_DIR, Example, all_examples, examples, manifest
 from tests.leap_sim.conftest import API_KEY, make_state
 from tests.leap_sim.leap_schemas import FORMATS, document, errors

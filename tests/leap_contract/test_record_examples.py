@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.leap.models import LeapEnrollment, LeapMeter
 from app.sync import records
-from app.sync.leap_models import LeapEnrollment, LeapMeter
 from tests.helpers import read_auth
 from tests.leap_contract.contract import named_example, schema_example
 

@@ -17,9 +17,9 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import session_factory
+from app.leap.client import LeapClient
 from app.models import SyncRun
 from app.sync import runs
-from app.sync.client import LeapClient
 
 JSON = dict[str, Any]
 

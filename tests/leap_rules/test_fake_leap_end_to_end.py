@@ -15,11 +15,11 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.leap.client import LeapClient
 from app.leap_sim.portfolio import Portfolio
 from app.leap_sim.sender import Sender
 from app.leap_sim.server import RunningSim, serve_in_thread
 from app.leap_sim.state import EVENT_TYPES, SimState
-from app.sync.client import LeapClient
 from tests.conftest import WEBHOOK_SECRET, LiveServer
 from tests.leap_rules.leap_examples import run_reconciliation
 from tests.leap_rules.rest import get, roster
