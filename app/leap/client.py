@@ -228,16 +228,23 @@ class LeapClient:
     async def search_meters(self, filter: MeterFilter | None = None) -> MeterPage:
         """One page of `POST /v2/meters/search`."""
         body = (filter or MeterFilter()).to_body()
-        response = await self._request("search_meters", "POST", "/v2/meters/search", json=body)
-        assert response is not None
-        return self._parse("search_meters", response, MeterPage)
+        response = await self._request(
+            "search_meters", "POST", "/v2/meters/search", json=body, none_on_404=True
+        )
+        # Leap answers a search that finds nothing with 404: an empty last page.
+        return (
+            MeterPage() if response is None else self._parse("search_meters", response, MeterPage)
+        )
 
     async def search_enrollments(self, filter: MeterFilter | None = None) -> EnrollmentPage:
         """One page of `POST /v2/meters/enrollments/search`."""
         body = (filter or MeterFilter()).to_body()
         path = "/v2/meters/enrollments/search"
-        response = await self._request("search_enrollments", "POST", path, json=body)
-        assert response is not None
+        response = await self._request(
+            "search_enrollments", "POST", path, json=body, none_on_404=True
+        )
+        if response is None:
+            return EnrollmentPage()
         return self._parse("search_enrollments", response, EnrollmentPage)
 
     async def iter_meter_pages(self, filter: MeterFilter | None = None) -> AsyncIterator[MeterPage]:

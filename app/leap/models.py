@@ -293,15 +293,17 @@ class _Page(_LeapModel):
 
 
 class MeterPage(_Page):
-    """One page of `POST /v2/meters/search`; `next_page_token` None on the last page."""
+    """One page of `POST /v2/meters/search`; `next_page_token` None on the last page.
+    A page without `meters` (Leap sends such) is an empty page."""
 
-    meters: list[LeapMeter]
+    meters: list[LeapMeter] = Field(default_factory=list)
 
 
 class EnrollmentPage(_Page):
-    """One page of `POST /v2/meters/enrollments/search`; `next_page_token` None when done."""
+    """One page of `POST /v2/meters/enrollments/search`; `next_page_token` None when done.
+    A page without `meters` is an empty page."""
 
-    meters: list[LeapEnrollment]
+    meters: list[LeapEnrollment] = Field(default_factory=list)
 
 
 # ---- search request ---------------------------------------------------------------------

@@ -203,6 +203,7 @@ def _take_if_newer(columns: Sequence[str], version: str) -> str:
 
 _METER_COLUMNS = (
     "partner_reference",
+    "connection_references",
     "transmission_region",
     "meter_type",
     "utility_name",
@@ -212,25 +213,29 @@ _METER_COLUMNS = (
 )
 
 # Leap's records, a page at a time. A changed reference is recorded on both partner
-# records, by the same rule as for webhook events (partners.link_history_ctes).
+# records, by the same rule as for webhook events (partners.link_history_ctes). A Connect
+# refId (connection_references) gets its record too: it lists the meters it authorized.
 _STORE_METERS = text(
     f"""
     WITH incoming AS (
         SELECT * FROM jsonb_to_recordset(CAST(:records AS jsonb)) AS r(
-            meter_id uuid, partner_reference text, transmission_region text, meter_type text,
-            utility_name text, load_zone text, is_archived boolean,
-            leap_updated_at timestamptz, leap_meter jsonb)
+            meter_id uuid, partner_reference text, connection_references text[],
+            transmission_region text, meter_type text, utility_name text, load_zone text,
+            is_archived boolean, leap_updated_at timestamptz, leap_meter jsonb)
     ), {
         partners.ensure_partners_cte(
             "partner",
-            "SELECT DISTINCT partner_reference FROM incoming WHERE partner_reference IS NOT NULL",
+            "SELECT partner_reference FROM incoming WHERE partner_reference IS NOT NULL "
+            "UNION SELECT unnest(connection_references) FROM incoming",
         )
     }, stored AS (
-        INSERT INTO meters AS m (meter_id, partner_reference, transmission_region, meter_type,
-                                 utility_name, load_zone, is_archived, archived_at,
-                                 leap_updated_at, leap_meter, seen_run_id)
-        SELECT meter_id, partner_reference, transmission_region, meter_type, utility_name,
-               load_zone, is_archived, CASE WHEN is_archived THEN now() END,
+        INSERT INTO meters AS m (meter_id, partner_reference, connection_references,
+                                 transmission_region, meter_type, utility_name, load_zone,
+                                 is_archived, archived_at, leap_updated_at, leap_meter,
+                                 seen_run_id)
+        SELECT meter_id, partner_reference, connection_references, transmission_region,
+               meter_type, utility_name, load_zone, is_archived,
+               CASE WHEN is_archived THEN now() END,
                leap_updated_at, leap_meter, CAST(:run_id AS bigint)
         FROM incoming
         ON CONFLICT (meter_id) DO UPDATE SET

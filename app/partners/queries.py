@@ -28,6 +28,14 @@ async def get_partner(session: AsyncSession, settings: Settings, reference: str)
         attached.append(
             PartnerMeter(
                 meter_id=meter.meter_id,
+                linked_by=[
+                    how
+                    for how, linked in (
+                        ("connection_reference", reference in (meter.connection_references or [])),
+                        ("partner_reference", meter.partner_reference == reference),
+                    )
+                    if linked
+                ],
                 transmission_region=meter.transmission_region,
                 enrollment_status=meter.enrollment_status,
                 is_archived=meter.is_archived,
@@ -44,6 +52,7 @@ async def get_partner(session: AsyncSession, settings: Settings, reference: str)
         authorization_status=partner.authorization_status,
         authorization_utility=partner.authorization_utility,
         authorization_updated_at=partner.authorization_updated_at,
+        authorization_completed_at=partner.authorization_completed_at,
         meters=attached,
         history=[PartnerHistoryItem.model_validate(h) for h in history],
         created_at=partner.created_at,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -82,7 +82,10 @@ async def set_connect_session(session: AsyncSession, partner_reference: str, sta
 async def set_authorization(
     session: AsyncSession, partner_reference: str, status: str, utility_name: str
 ) -> None:
+    """The latest authorization status; when one first COMPLETED is kept for good (connect
+    events carry no time, so a late INITIATED must not hide a completed authorization)."""
     now = utc_now()
+    completed = now if status == "COMPLETED" else None
     await session.execute(
         update(Partner)
         .where(Partner.partner_reference == partner_reference)
@@ -90,6 +93,7 @@ async def set_authorization(
             authorization_status=status,
             authorization_utility=utility_name,
             authorization_updated_at=now,
+            authorization_completed_at=func.coalesce(Partner.authorization_completed_at, completed),
             updated_at=now,
         )
     )
@@ -109,7 +113,16 @@ async def history(session: AsyncSession, partner_reference: str) -> Sequence[Par
 
 
 async def meters(session: AsyncSession, partner_reference: str) -> Sequence[Meter]:
+    """Meters attached to the reference: its own, and those its Connect authorization
+    produced (Leap lists the refId in their `connection_references`)."""
     result = await session.scalars(
-        select(Meter).where(Meter.partner_reference == partner_reference).order_by(Meter.meter_id)
+        select(Meter)
+        .where(
+            or_(
+                Meter.partner_reference == partner_reference,
+                Meter.connection_references.contains([partner_reference]),
+            )
+        )
+        .order_by(Meter.meter_id)
     )
     return result.all()

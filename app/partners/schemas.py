@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from app import examples
 from app.groups.schemas import GroupOnDate
@@ -25,6 +26,11 @@ class PartnerHistoryItem(BaseModel):
 
 class PartnerMeter(BaseModel):
     meter_id: uuid.UUID
+    linked_by: list[Literal["connection_reference", "partner_reference"]] = Field(
+        description="How the meter is attached: its `partner_reference` is this one, and/or "
+        "Leap lists this reference in its `connection_references` (the Connect "
+        "authorization that produced it)"
+    )
     transmission_region: str | None
     enrollment_status: str | None
     is_archived: bool
@@ -42,9 +48,11 @@ class PartnerOut(BaseModel):
                     "authorization_status": "COMPLETED",
                     "authorization_utility": "PGE",
                     "authorization_updated_at": "2025-06-03T17:21:55.730Z",
+                    "authorization_completed_at": "2025-06-03T17:21:55.730Z",
                     "meters": [
                         {
                             "meter_id": examples.METER_ID,
+                            "linked_by": ["partner_reference"],
                             "transmission_region": "CAISO",
                             "enrollment_status": "ACTIVE",
                             "is_archived": False,
@@ -82,6 +90,9 @@ class PartnerOut(BaseModel):
     authorization_status: str | None
     authorization_utility: str | None
     authorization_updated_at: datetime | None
+    authorization_completed_at: datetime | None = Field(
+        description="When an authorization for this reference first COMPLETED"
+    )
     meters: list[PartnerMeter]
     history: list[PartnerHistoryItem]
     created_at: datetime

@@ -31,6 +31,7 @@ def _meter_row(meter: LeapMeter) -> dict[str, Any]:
     return {
         "meter_id": str(meter.meter_id),
         "partner_reference": meter.partner_reference,
+        "connection_references": sorted(set(meter.connection_references)) or None,
         "transmission_region": meter.transmission_region,
         "meter_type": meter.meter_type,
         "utility_name": meter.utility.utility_name if meter.utility else None,

@@ -148,7 +148,10 @@ async def execute(
                 elif run.phase == "enrollments":
                     await _walk_enrollments(session, run, client, base, progress, zones)
                 else:
-                    if run.mode == RunMode.FULL:
+                    # A full walk that found no meter at all (Leap answers an empty search
+                    # with 404) archives nothing: "Leap has no meters" is far less likely
+                    # than an answer gone wrong, and archiving everything is not undone.
+                    if run.mode == RunMode.FULL and run.meters > 0:
                         assert run.started_at is not None
                         await meters.archive_unseen(session, run.id, run.started_at)
                     _advance(run)

@@ -78,7 +78,10 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def is_json(content_type: str | None) -> bool:
-    media = (content_type or "").split(";", 1)[0].strip().lower()
+    """A JSON media type, or none declared (read as JSON; a declared other type is not)."""
+    if content_type is None:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")
     )
