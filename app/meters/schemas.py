@@ -101,12 +101,14 @@ class ParticipationOut(BaseModel):
 
 # PostgreSQL text cannot hold NUL: such a value could never match, so it is refused.
 FilterText = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00]*$")]
+# References are stored as sent, of any length.
+ReferenceText = Annotated[str, Field(min_length=1, max_length=65_536, pattern=r"^[^\x00]*$")]
 
 
 class MeterListQuery(BaseModel):
     """Filters of `GET /v1/meters`; all optional and combinable (AND)."""
 
-    partner_reference: FilterText | None = None
+    partner_reference: ReferenceText | None = None
     transmission_region: FilterText | None = Field(None, description="e.g. `CAISO`, `ERCOT`")
     utility_name: FilterText | None = None
     load_zone: FilterText | None = None

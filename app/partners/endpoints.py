@@ -13,8 +13,9 @@ from app.partners import queries
 from app.partners.schemas import PartnerOut
 from app.problems import problem_responses
 
-# Leap's reference pattern, minus NUL (which PostgreSQL text cannot hold).
-STORABLE_REFERENCE = r"^[^/\\?\]\[{}!#$%^&*()<>|\x00]{3,256}$"
+# References are stored as Leap sent them (any length or characters), so any can be
+# asked for; only NUL, which PostgreSQL text cannot hold, could never match.
+STORABLE_REFERENCE = r"^[^\x00]+$"
 
 router = APIRouter(
     prefix="/v1/partner-references", tags=["partners"], dependencies=[Depends(single_valued)]
@@ -30,7 +31,7 @@ router = APIRouter(
 )
 async def get_partner(
     partner_reference: Annotated[
-        str, Path(min_length=1, max_length=256, pattern=STORABLE_REFERENCE)
+        str, Path(min_length=1, max_length=65_536, pattern=STORABLE_REFERENCE)
     ],
     session: SessionDep,
     settings: SettingsDep,

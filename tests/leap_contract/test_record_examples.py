@@ -13,6 +13,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.leap.models import LeapEnrollment, LeapMeter
+from app.markets import DEFAULT_MARKET_TIMEZONES
 from app.sync import records
 from tests.helpers import read_auth
 from tests.leap_contract.contract import named_example, schema_example
@@ -30,7 +31,9 @@ async def store(
     async with sessions() as session:
         await records.store_meters(session, [LeapMeter.model_validate(m) for m in meters])
         await records.store_enrollments(
-            session, [LeapEnrollment.model_validate(e) for e in enrollments]
+            session,
+            [LeapEnrollment.model_validate(e) for e in enrollments],
+            DEFAULT_MARKET_TIMEZONES,
         )
         await session.commit()
 

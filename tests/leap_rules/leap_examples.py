@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import session_factory
 from app.leap.client import LeapClient
-from app.models import SyncRun
+from app.models import RunMode, SyncRun
 from app.sync import runs
 
 JSON = dict[str, Any]
@@ -258,7 +258,7 @@ class ExampleLeap:
 
 
 async def run_reconciliation(
-    engine: AsyncEngine, client: LeapClient, mode: runs.Mode = "full"
+    engine: AsyncEngine, client: LeapClient, mode: RunMode = RunMode.FULL
 ) -> SyncRun:
     """One reconciliation run of the service against the Leap `client` talks to."""
     sessions = session_factory(engine)
@@ -270,6 +270,8 @@ async def run_reconciliation(
         return await runs.execute(sessions, client, run_id)
 
 
-async def reconcile(engine: AsyncEngine, leap: ExampleLeap, mode: runs.Mode = "full") -> SyncRun:
+async def reconcile(
+    engine: AsyncEngine, leap: ExampleLeap, mode: RunMode = RunMode.FULL
+) -> SyncRun:
     """One reconciliation run of the service against `leap`, to its end."""
     return await run_reconciliation(engine, leap.client(), mode)

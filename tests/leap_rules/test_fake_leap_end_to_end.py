@@ -88,14 +88,9 @@ async def test_authorization_chain_from_fake_leap_links_meter(
     client: httpx.AsyncClient, engine: AsyncEngine, fake: httpx.AsyncClient
 ) -> None:
     reference = "connect-ref-e2e"
-    for status in ("CREATED", "COMPLETED"):
-        answer = await fake.post(
-            "/sim/connect-sessions", json={"partner_reference": reference, "status": status}
-        )
-        assert answer.status_code == 200, answer.text
+    # Leap's chain: session, authorization INITIATED then COMPLETED, then meter.created.
     answer = await fake.post(
-        "/sim/authorizations",
-        json={"partner_reference": reference, "utility_name": "PGE", "status": "COMPLETED"},
+        "/sim/connect", json={"partner_reference": reference, "utility_name": "PGE", "meters": 2}
     )
     assert answer.status_code == 200, answer.text
     await _delivered(fake)

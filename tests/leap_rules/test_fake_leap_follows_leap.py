@@ -168,17 +168,20 @@ def test_fake_leap_authorization_chain(fake: httpx.Client) -> None:
     try:
         before = len(fake.get("/sim/events").json()["events"])
         answer = fake.post(
-            "/sim/authorizations",
-            json={
-                "partner_reference": "connect-ref-77",
-                "utility_name": "PGE",
-                "status": "COMPLETED",
-            },
+            "/sim/connect", json={"partner_reference": "connect-ref-77", "utility_name": "PGE"}
         )
         assert answer.status_code == 200, answer.text
         emitted = [e["payload"] for e in fake.get("/sim/events").json()["events"][before:]]
+        chain = [
+            (p["webhook_event_type"], p.get("status"))
+            for p in emitted
+            if p["webhook_event_type"] == "connect_session.authorization_updated"
+        ]
+        assert ("connect_session.authorization_updated", "COMPLETED") in chain
+        # The meters come after the authorization completed.
         types = [p["webhook_event_type"] for p in emitted]
-        assert types[:1] == ["connect_session.authorization_updated"]
+        completed_at = types.index("connect_session.authorization_updated")
+        assert "meter.created" in types[completed_at:]
         created = [p for p in emitted if p["webhook_event_type"] == "meter.created"]
         assert created
         for payload in created:
@@ -188,12 +191,16 @@ def test_fake_leap_authorization_chain(fake: httpx.Client) -> None:
         fake.delete(f"/v1.1/webhooks/{hook.json()['webhook_id']}")
 
 
+NO_SUCH_METER = "00000000-0000-4000-8000-000000000000"
+
+
 @pytest.mark.parametrize("path", ["/v2/meters/search", "/v2/meters/enrollments/search"])
 def test_fake_leap_can_answer_search_404(fake: httpx.Client, path: str) -> None:
-    configured = fake.put("/sim/faults", json={"rate_search_404": 1.0})
+    # Leap answers a search that finds nothing with 404 "Meter not found".
+    configured = fake.put("/sim/faults", json={"empty_search_404_rate": 1.0})
     try:
         assert configured.status_code == 200, configured.text
-        answer = fake.post(path, json={"page_size": 10})
+        answer = fake.post(path, json={"page_size": 10, "meter_ids": [NO_SUCH_METER]})
         assert answer.status_code == 404
         assert answer.json()["status"] == 404
         assert set(answer.json()) >= {"title", "status", "details"}
@@ -203,12 +210,14 @@ def test_fake_leap_can_answer_search_404(fake: httpx.Client, path: str) -> None:
 
 @pytest.mark.parametrize("path", ["/v2/meters/search", "/v2/meters/enrollments/search"])
 def test_fake_leap_can_serve_pages_without_meters(fake: httpx.Client, path: str) -> None:
-    configured = fake.put("/sim/faults", json={"rate_page_without_meters": 1.0})
+    configured = fake.put("/sim/faults", json={"empty_page_without_meters_rate": 1.0})
     try:
         assert configured.status_code == 200, configured.text
-        answer = fake.post(path, json={"page_size": 10})
+        answer = fake.post(path, json={"page_size": 10, "meter_ids": [NO_SUCH_METER]})
         assert answer.status_code == 200
         assert "meters" not in answer.json()
+        # A search that finds meters still lists them.
+        assert fake.post(path, json={"page_size": 10}).json()["meters"]
     finally:
         fake.put("/sim/faults", json={})
-    assert "meters" in fake.post(path, json={"page_size": 10}).json()
+    assert "meters" in fake.post(path, json={"page_size": 10, "meter_ids": [NO_SUCH_METER]}).json()

@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.groups.trade_dates import DEFAULT_MARKET_TIMEZONES
 from app.main import create_app
+from app.markets import DEFAULT_MARKET_TIMEZONES
 from tests import events
 from tests.conftest import LiveServer, make_settings
 from tests.leap_rules import leap_examples as leap

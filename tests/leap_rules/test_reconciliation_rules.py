@@ -16,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.models import RunMode
 from tests.leap_rules import leap_examples as leap
 from tests.leap_rules.rest import get
 
@@ -52,7 +53,7 @@ async def test_search_404_does_not_fail_run(
     assert (await leap.reconcile(engine, example)).status == "succeeded"
     # Leap answers a search that finds nothing with its 404 "Meter not found".
     example.search_404 = not_found
-    run = await leap.reconcile(engine, example, "delta" if mode == "delta" else "full")
+    run = await leap.reconcile(engine, example, RunMode(mode))
     assert (run.status, run.error) == ("succeeded", None)
     assert (await _last_run(client))["status"] == "succeeded"
     meter = await get(client, f"/v1/meters/{METER}")
