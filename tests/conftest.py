@@ -88,7 +88,7 @@ def live_app(database_url: str) -> LiveApp:
         **overrides: Any,
     ) -> AsyncIterator[tuple[LiveServer, httpx.AsyncClient]]:
         if settings is None:
-            settings = make_settings(database_url, **overrides)
+            settings = make_settings(overrides.pop("database_url", database_url), **overrides)
         elif overrides:
             raise TypeError("pass settings or overrides, not both")
         app = create_app(settings, run_worker=run_worker)
