@@ -24,8 +24,8 @@ from referencing.jsonschema import DRAFT4
 from app.leap.models import EnrollmentPage, LeapEnrollment, LeapMeter, MeterFilter, MeterPage
 from app.leap_sim.server import RunningSim, serve_in_thread
 from tests.leap_contract.contract import CONTRACT_DIR, Example, all_examples, examples, manifest
-from tests.leap_sim.conftest import API_KEY, make_state
-from tests.leap_sim.leap_schemas import FORMATS, document, errors
+from tests.support.leap_schemas import FORMATS, document, errors
+from tests.support.sim import API_KEY, make_state
 
 METERS = "meters.yml"
 ENROLL = "enrollments.yml"

@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import deliver, ops_auth, read_auth
 from tests.leap_contract.contract import (
     Example,
     examples,
@@ -26,6 +25,7 @@ from tests.leap_contract.contract import (
     property_example,
     schema_example,
 )
+from tests.support.http import deliver, ops_auth, read_auth
 
 ASYNC = "events-asyncapi.yml"
 HOOKS = "webhooks.yml"

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.support.settings import ROOT
 
 SCRIPT = ROOT / "scripts" / "extract_leap_contract.py"
 

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.leap.models import LeapEnrollment, LeapMeter
 from app.markets import DEFAULT_MARKET_TIMEZONES
 from app.sync import records
-from tests.helpers import read_auth
 from tests.leap_contract.contract import named_example, schema_example
+from tests.support.http import read_auth
 
 METERS = "meters.yml"
 ENROLL = "enrollments.yml"

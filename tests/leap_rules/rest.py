@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from tests import events
-from tests.helpers import deliver, ops_auth, read_auth
+from tests.support import events
+from tests.support.http import deliver, ops_auth, read_auth
 
 
 async def send(client: httpx.AsyncClient, payload: dict[str, Any]) -> httpx.Response:

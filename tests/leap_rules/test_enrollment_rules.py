@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests import events
-from tests.helpers import read_auth
 from tests.leap_rules import leap_examples as leap
 from tests.leap_rules.rest import get, group_by_day, instant, send, timeline
+from tests.support import events
+from tests.support.http import read_auth
 
 METER = "2fa85f64-5717-4562-b3fc-2c963f66afa6"  # Leap's "multiple enrollments" example
 NY_METER = "11111111-1111-1111-1111-111111111111"  # Leap's enrollment search example

@@ -20,9 +20,10 @@ from app.leap_sim.portfolio import Portfolio
 from app.leap_sim.sender import Sender
 from app.leap_sim.server import RunningSim, serve_in_thread
 from app.leap_sim.state import EVENT_TYPES, SimState
-from tests.conftest import WEBHOOK_SECRET, LiveServer
 from tests.leap_rules.leap_examples import run_reconciliation
 from tests.leap_rules.rest import get, roster
+from tests.support.live import LiveServer
+from tests.support.settings import WEBHOOK_SECRET
 
 KEY = "rules-e2e-sim-key"
 

@@ -18,10 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.main import create_app
 from app.markets import DEFAULT_MARKET_TIMEZONES
-from tests import events
-from tests.conftest import LiveServer, make_settings
 from tests.leap_rules import leap_examples as leap
 from tests.leap_rules.rest import get, group_by_day, roster, send
+from tests.support import events
+from tests.support.live import LiveServer
+from tests.support.settings import make_settings
 
 GROUP = "406720c2-0175-4137-9ff1-1641702292d4"
 NOV_GROUP = "78e4e059-3326-49db-8781-b0d997b03a2a"

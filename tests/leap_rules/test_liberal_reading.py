@@ -14,9 +14,10 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests import events
-from tests.helpers import deliver, ops_auth, read_auth, rows, scalar
 from tests.leap_rules.rest import get, instant, send, timeline
+from tests.support import events
+from tests.support.db import rows, scalar
+from tests.support.http import deliver, ops_auth, read_auth
 
 GROUP = "406720c2-0175-4137-9ff1-1641702292d4"
 # Leap's own test-webhook example for meter.created: no transmission_region.

@@ -21,9 +21,9 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests import events
 from tests.leap_rules import leap_examples as leap
 from tests.leap_rules.rest import get, send
+from tests.support import events
 
 NY_METER = "11111111-1111-1111-1111-111111111111"  # Leap's enrollment search example
 METER = "2fa85f64-5717-4562-b3fc-2c963f66afa6"  # Leap's "multiple enrollments" example

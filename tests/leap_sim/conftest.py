@@ -2,44 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-import time
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.leap_sim.portfolio import Portfolio
-from app.leap_sim.sender import Sender
 from app.leap_sim.server import RunningSim, serve_in_thread
-from app.leap_sim.state import SimState
-
-ANCHOR = datetime(2025, 6, 15, 12, tzinfo=UTC)
-API_KEY = "test-sim-key"
-N_METERS = 2345
-N_GROUPS = 16
-SEED = 11
-
-
-def make_state(
-    meters: int = N_METERS, groups: int = N_GROUPS, seed: int = SEED, **sender: Any
-) -> SimState:
-    return SimState(
-        Portfolio(meters, groups, seed, anchor=ANCHOR),
-        api_key=API_KEY,
-        sender=Sender(**sender),
-    )
+from tests.support.live import LiveServer
+from tests.support.sim import API_KEY, Receiver, make_state
 
 
 @pytest.fixture(scope="module")
@@ -56,62 +28,11 @@ def api(sim: RunningSim) -> Iterator[httpx.Client]:
         yield client
 
 
-@dataclass
-class Received:
-    headers: dict[str, str]
-    body: Any
-    at: float
-
-
-@dataclass
-class Receiver:
-    """A webhook receiver that can fail the first tries of each event."""
-
-    url: str = ""
-    received: list[Received] = field(default_factory=list)
-    fail_times: int = 0
-    status_ok: int = 202
-    delay: float = 0.0
-    _failures: Counter[str] = field(default_factory=Counter)
-
-    def reset(self, fail_times: int = 0, delay: float = 0.0) -> None:
-        self.received.clear()
-        self._failures.clear()
-        self.fail_times = fail_times
-        self.delay = delay
-
-    def bodies(self) -> list[Any]:
-        return [r.body for r in self.received]
-
-    async def handle(self, request: Request) -> Response:
-        body = await request.json()
-        self.received.append(Received(dict(request.headers), body, time.monotonic()))
-        event_id = str(body.get("webhook_event_id"))
-        if self._failures[event_id] < self.fail_times:
-            self._failures[event_id] += 1
-            return JSONResponse({"error": "not now"}, status_code=500)
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        return JSONResponse({"ok": True}, status_code=self.status_ok)
-
-
-def serve_app(app: Any) -> tuple[str, uvicorn.Server, threading.Thread]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    return f"http://127.0.0.1:{sock.getsockname()[1]}", server, thread
-
-
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
+    """On its own thread: the sim's sender and synchronous tests block this loop."""
     rec = Receiver()
     app = Starlette(routes=[Route("/hook", rec.handle, methods=["POST"])])
-    url, server, thread = serve_app(app)
-    rec.url = url + "/hook"
-    yield rec
-    server.should_exit = True
-    thread.join(timeout=10)
+    with LiveServer(app, lifespan="off", log_level="warning") as server:
+        rec.url = server.url + "/hook"
+        yield rec

@@ -10,7 +10,7 @@ import pytest
 
 from app.leap_sim.portfolio import MeterCore
 from app.leap_sim.server import RunningSim
-from tests.leap_sim.conftest import ANCHOR, API_KEY, N_METERS
+from tests.support.sim import ANCHOR, API_KEY, N_METERS
 
 JSON = dict[str, Any]
 

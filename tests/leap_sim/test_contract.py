@@ -9,8 +9,8 @@ import pytest
 
 from app.leap_sim import regions as R
 from app.leap_sim.server import RunningSim, serve_in_thread
-from tests.leap_sim.conftest import API_KEY, Receiver, make_state
-from tests.leap_sim.leap_schemas import SCHEMAS_DIR, document, errors, event_errors
+from tests.support.leap_schemas import SCHEMAS_DIR, document, errors, event_errors
+from tests.support.sim import API_KEY, Receiver, make_state
 
 
 @pytest.fixture(scope="module")

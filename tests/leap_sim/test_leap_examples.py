@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from app.leap_sim.state import EVENT_TYPES
-from tests.leap_sim.conftest import Receiver
-from tests.leap_sim.leap_schemas import errors, event_errors
+from tests.support.leap_schemas import errors, event_errors
+from tests.support.sim import Receiver
 
 JSON = dict[str, Any]
 UNKNOWN = "f5c5e328-e325-4d6d-b357-5015ed5962a7"

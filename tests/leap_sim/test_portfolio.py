@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import tracemalloc
 from collections import Counter
 from datetime import timedelta
@@ -11,7 +10,7 @@ from app.leap_sim import regions as R
 from app.leap_sim.ids import IdCodec
 from app.leap_sim.portfolio import Portfolio
 from app.leap_sim.search import MeterFilter, search
-from tests.leap_sim.conftest import ANCHOR
+from tests.support.sim import ANCHOR
 
 
 def test_same_seed_same_records_other_seed_other_ids() -> None:
@@ -38,12 +37,10 @@ def test_id_codec_round_trip_and_rejects_foreign_ids() -> None:
 
 def test_million_meter_portfolio_is_lazy() -> None:
     tracemalloc.start()
-    began = time.perf_counter()
     p = Portfolio(1_000_000, 400, 9, anchor=ANCHOR)
-    elapsed = time.perf_counter() - began
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert elapsed < 0.5
+    # Lazy is judged by memory, not by the clock (which depends on the machine's load).
     assert peak < 2_000_000  # a million records would need hundreds of MB
     last = p.meter_id(999_999)
     assert p.index_of(last) == 999_999
@@ -138,11 +135,9 @@ def test_delta_over_a_million_meters_only_looks_at_changed_ones() -> None:
         return real_core(index)
 
     p.core = counting_core  # type: ignore[method-assign,assignment]
-    began = time.perf_counter()
     page = search(
         p, MeterFilter(last_modified_date_time=ANCHOR), lambda c: {"meter_id": c.meter_id}
     )
-    assert time.perf_counter() - began < 0.5
     assert [m["meter_id"] for m in page["meters"]] == [p.meter_id(i) for i in changed]
     assert calls["core"] < 20
     later = search(

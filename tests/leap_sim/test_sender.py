@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from app.leap_sim.sender import LEAP_RETRY_SCHEDULE, Sender, Target
-from tests.leap_sim.conftest import Receiver
+from tests.support.sim import Receiver
 
 
 def envelope(n: int = 0) -> dict[str, object]:

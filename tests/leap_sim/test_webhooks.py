@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from app.leap_sim.server import RunningSim
-from tests.leap_sim.conftest import Receiver
+from tests.support.sim import Receiver
 
 NOT_FOUND = {"error": "Not Found", "message": "The specified resource was not found"}
 

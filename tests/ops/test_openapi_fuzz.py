@@ -37,9 +37,10 @@ from app.groups.schemas import GroupsOut, RosterOut
 from app.main import create_app
 from app.meters.schemas import EnrollmentView, MeterOut, MeterPage, ParticipationOut
 from app.partners.schemas import PartnerOut
-from tests import events
-from tests.conftest import OPS_KEY, WEBHOOK_SECRET, LiveServer, make_settings
-from tests.helpers import deliver
+from tests.support import events
+from tests.support.http import deliver
+from tests.support.live import LiveServer
+from tests.support.settings import OPS_KEY, WEBHOOK_SECRET, make_settings
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "25"))
 HEADERS = {"Authorization": f"Bearer {OPS_KEY}", "X-Webhook-Secret": WEBHOOK_SECRET}

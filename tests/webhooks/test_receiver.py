@@ -12,10 +12,11 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
-from app.main import create_app
-from tests import events
-from tests.conftest import WEBHOOK_SECRET, WEBHOOK_SECRET_2, LiveServer, make_settings
-from tests.helpers import JSON, deliver, ops_auth, scalar
+from tests.support import events
+from tests.support.db import scalar
+from tests.support.http import JSON, deliver, ops_auth
+from tests.support.live import LiveApp
+from tests.support.settings import WEBHOOK_SECRET, WEBHOOK_SECRET_2, make_settings
 
 
 async def stored(engine: AsyncEngine) -> int:
@@ -73,22 +74,19 @@ async def test_bad_secret_is_401_with_one_body_and_nothing_stored(
 
 
 async def test_two_secrets_both_accepted_then_old_refused_after_removal(
-    database_url: str, engine: AsyncEngine
+    live_app: LiveApp, engine: AsyncEngine
 ) -> None:
     from pydantic import SecretStr
 
-    both = make_settings(
-        database_url, leap_webhook_secrets=[SecretStr(WEBHOOK_SECRET), SecretStr(WEBHOOK_SECRET_2)]
-    )
-    async with LiveServer(create_app(both)) as live, httpx.AsyncClient(base_url=live.url) as c:
+    both = [SecretStr(WEBHOOK_SECRET), SecretStr(WEBHOOK_SECRET_2)]
+    async with live_app(leap_webhook_secrets=both) as (_, c):
         assert (
             await deliver(c, events.body(events.meter_created()), WEBHOOK_SECRET)
         ).status_code == 202
         assert (
             await deliver(c, events.body(events.meter_created()), WEBHOOK_SECRET_2)
         ).status_code == 202
-    rotated = make_settings(database_url, leap_webhook_secrets=[SecretStr(WEBHOOK_SECRET_2)])
-    async with LiveServer(create_app(rotated)) as live, httpx.AsyncClient(base_url=live.url) as c:
+    async with live_app(leap_webhook_secrets=[SecretStr(WEBHOOK_SECRET_2)]) as (_, c):
         assert (
             await deliver(c, events.body(events.meter_created()), WEBHOOK_SECRET)
         ).status_code == 401
@@ -98,9 +96,8 @@ async def test_two_secrets_both_accepted_then_old_refused_after_removal(
     assert await stored(engine) == 3
 
 
-async def test_custom_header_name_is_honoured(database_url: str) -> None:
-    custom = make_settings(database_url, leap_webhook_header="X-Leap-Token")
-    async with LiveServer(create_app(custom)) as live, httpx.AsyncClient(base_url=live.url) as c:
+async def test_custom_header_name_is_honoured(live_app: LiveApp) -> None:
+    async with live_app(leap_webhook_header="X-Leap-Token") as (_, c):
         content = events.body(events.meter_created())
         ok = await c.post(
             "/webhooks/leap", content=content, headers={"X-Leap-Token": WEBHOOK_SECRET, **JSON}
@@ -115,11 +112,10 @@ def small_limit(database_url: str) -> Settings:
     return make_settings(database_url, webhook_max_body_bytes=2048)
 
 
-async def test_content_length_over_limit_is_413(small_limit: Settings, engine: AsyncEngine) -> None:
-    async with (
-        LiveServer(create_app(small_limit)) as live,
-        httpx.AsyncClient(base_url=live.url) as c,
-    ):
+async def test_content_length_over_limit_is_413(
+    live_app: LiveApp, small_limit: Settings, engine: AsyncEngine
+) -> None:
+    async with live_app(small_limit) as (_, c):
         payload = events.group_updated([str(uuid.uuid4()) for _ in range(100)])
         response = await deliver(c, events.body(payload))
     assert response.status_code == 413
@@ -127,7 +123,7 @@ async def test_content_length_over_limit_is_413(small_limit: Settings, engine: A
 
 
 async def test_chunked_body_growing_past_limit_is_413(
-    small_limit: Settings, engine: AsyncEngine
+    live_app: LiveApp, small_limit: Settings, engine: AsyncEngine
 ) -> None:
     payload = events.body(events.group_updated([str(uuid.uuid4()) for _ in range(100)]))
 
@@ -135,10 +131,7 @@ async def test_chunked_body_growing_past_limit_is_413(
         for i in range(0, len(payload), 500):
             yield payload[i : i + 500]
 
-    async with (
-        LiveServer(create_app(small_limit)) as live,
-        httpx.AsyncClient(base_url=live.url) as c,
-    ):
+    async with live_app(small_limit) as (_, c):
         response = await c.post(
             "/webhooks/leap",
             content=chunks(),
@@ -415,13 +408,10 @@ async def test_apply_failure_still_stores_event_as_failed_and_answers_2xx(
     assert (await deliver(client, events.body(payload, event_id))).status_code == 200
 
 
-async def test_database_unreachable_is_503_and_never_2xx(database_url: str) -> None:
+async def test_database_unreachable_is_503_and_never_2xx(live_app: LiveApp) -> None:
     # Port 9 (discard) on localhost refuses connections: PostgreSQL is "down".
-    down = make_settings("postgresql+asyncpg://postgres@127.0.0.1:9/none")
-    async with (
-        LiveServer(create_app(down)) as live,
-        httpx.AsyncClient(base_url=live.url, timeout=10) as c,
-    ):
+    down = "postgresql+asyncpg://postgres@127.0.0.1:9/none"
+    async with live_app(database_url=down, client_timeout=10) as (_, c):
         response = await deliver(c, events.body(events.meter_created()))
         assert response.status_code == 503
         assert response.headers["content-type"] == "application/problem+json"
@@ -429,19 +419,16 @@ async def test_database_unreachable_is_503_and_never_2xx(database_url: str) -> N
         assert ready.status_code == 503
 
 
-async def test_database_hanging_is_503_not_a_hang(database_url: str) -> None:
+async def test_database_hanging_is_503_not_a_hang(live_app: LiveApp) -> None:
     # A listener that accepts and never speaks: the connect timeout must end the wait.
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(30)
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    hung = make_settings(f"postgresql+asyncpg://postgres@127.0.0.1:{port}/none")
+    hung = f"postgresql+asyncpg://postgres@127.0.0.1:{port}/none"
     try:
-        async with (
-            LiveServer(create_app(hung)) as live,
-            httpx.AsyncClient(base_url=live.url, timeout=10) as c,
-        ):
+        async with live_app(database_url=hung, client_timeout=10) as (_, c):
             response = await deliver(c, events.body(events.meter_created()))
             assert response.status_code == 503
     finally:

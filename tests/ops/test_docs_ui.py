@@ -21,9 +21,10 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests import events
-from tests.conftest import OPS_KEY, ROOT, LiveServer
-from tests.helpers import deliver
+from tests.support import events
+from tests.support.http import deliver
+from tests.support.live import LiveServer
+from tests.support.settings import OPS_KEY, ROOT
 
 # Kept in docs/ when asked (SAVE_DOCS_SCREENSHOT=1), so ordinary runs leave the tree clean.
 SCREENSHOT = (

@@ -23,7 +23,7 @@ import yaml
 
 from app.cli import cli
 from app.config import Settings
-from tests.conftest import ROOT
+from tests.support.settings import ROOT
 
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"

@@ -1,4 +1,4 @@
-"""Helpers for tests/test_reliability.py: the fake Leap's event mix, processes, a TCP proxy.
+"""Helpers for tests/ops/test_reliability.py: the fake Leap's event mix, processes, a TCP proxy.
 
 Everything the tests drive goes over HTTP (the fake Leap's `/sim` control API runs on the
 sim's own event loop, which also runs its sender); only plain counters of the sender are
@@ -12,12 +12,10 @@ import contextlib
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,8 @@ from typing import Any
 import httpx
 
 from app.leap_sim.server import RunningSim, build_state, serve_in_thread
-from tests.conftest import ROOT, WEBHOOK_SECRET
+from tests.support.live import free_port
+from tests.support.settings import ROOT, WEBHOOK_SECRET
 
 JSON = dict[str, Any]
 SIM_KEY = "sim-key"
@@ -46,12 +45,6 @@ MIX: dict[str, float] = {
     "connect": 0.10,
     "authorization": 0.10,
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_sim(
@@ -291,28 +284,6 @@ def service_env(database_url: str, sim_url: str, state_dir: Path, ops_key: str) 
         STATE_DIR=str(state_dir),
     )
     return env
-
-
-async def wait_for(check: Callable[[], Any], within: float, what: str, poll: float = 0.05) -> None:
-    """Poll `check` (sync or async) until truthy; AssertionError naming `what` after `within` s."""
-    deadline = time.monotonic() + within
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {within:g} s waiting for {what}")
-        await asyncio.sleep(poll)
-
-
-async def healthy(url: str) -> bool:
-    try:
-        async with httpx.AsyncClient(timeout=1) as http:
-            return (await http.get(f"{url}/healthz")).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 class TcpProxy:

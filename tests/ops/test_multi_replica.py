@@ -19,17 +19,23 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.leap_sim.server import build_state, serve_in_thread
 from app.locks import LEADER as LEADER_LOCK_ID
-from tests import events
-from tests.conftest import ROOT, WEBHOOK_SECRET
-from tests.helpers import eventually, scalar
-from tests.reliability_helpers import free_port, healthy
+from tests.support import events
+from tests.support.db import scalar
+from tests.support.http import healthy
+from tests.support.live import free_port
+from tests.support.settings import ROOT, WEBHOOK_SECRET
+from tests.support.wait import eventually
 
 SIM_KEY = "sim-key"
 METERS = 300
+
+# Five processes and a leader failover: in the default run, skipped with `-m "not slow"`.
+pytestmark = pytest.mark.slow
 
 # Who holds the leader's advisory lock: the OS pid in the holder's application_name.
 _LEADERS = f"""

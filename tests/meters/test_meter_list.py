@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests import events
-from tests.helpers import deliver, read_auth
+from tests.support import events
+from tests.support.http import deliver, read_auth
 
 PROBLEM = "application/problem+json"
 G1 = "10000000-0000-0000-0000-000000000001"

@@ -10,16 +10,17 @@ from pathlib import Path
 
 import httpx
 from prometheus_client import REGISTRY
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import metrics
 from app.config import Settings
 from app.db import create_engine
 from app.worker import Worker
-from tests import events
-from tests.conftest import ROOT, make_settings
-from tests.helpers import deliver, rows
+from tests.support import events
+from tests.support.db import rows
+from tests.support.http import deliver
+from tests.support.metrics import samples
+from tests.support.settings import ROOT, make_settings
 
 
 def _delivered(event_type: str, outcome: str) -> float:
@@ -27,14 +28,6 @@ def _delivered(event_type: str, outcome: str) -> float:
         "meter_sync_webhook_deliveries_total", {"type": event_type, "outcome": outcome}
     )
     return value or 0.0
-
-
-def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 async def test_receiver_outcomes_are_counted(client: httpx.AsyncClient) -> None:
@@ -73,7 +66,7 @@ async def test_metrics_endpoint_is_open_and_reads_the_database(
     response = await client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
-    found = _samples(response.text)
+    found = samples(response.text)
     assert found[("meter_sync_metrics_database_up", ())] == 1
     assert found[("meter_sync_info", (("mode", "webhook-only"),))] == 1
     assert found[("meter_sync_job_queue_depth", ())] == 0
@@ -93,7 +86,7 @@ async def test_database_down_never_fails_the_scrape() -> None:
         text = (await metrics.render(metrics.DatabaseGauges(dead, "api"))).decode()
     finally:
         await dead.dispose()
-    found = _samples(text)
+    found = samples(text)
     assert found[("meter_sync_metrics_database_up", ())] == 0
     assert ("meter_sync_job_queue_depth", ()) not in found
     assert ("meter_sync_webhook_receive_seconds_count", ()) in found
@@ -111,7 +104,7 @@ async def test_queue_gauges_and_sync_age(engine: AsyncEngine, database_url: str)
             "('full', 'succeeded', 'cli', now() - interval '1 hour', now() - interval '50 minutes')"
         )
     text = (await metrics.render(metrics.DatabaseGauges(engine, "api"))).decode()
-    found = _samples(text)
+    found = samples(text)
     assert found[("meter_sync_job_queue_depth", ())] == 2
     assert 89 < found[("meter_sync_job_queue_oldest_age_seconds", ())] < 200
     age = found[("meter_sync_sync_last_success_age_seconds", (("mode", "full"),))]
@@ -156,7 +149,7 @@ def test_multiprocess_mode_adds_up_every_process(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
     ).stdout
-    found = _samples(out)
+    found = samples(out)
     key = (("outcome", "accepted"), ("type", "meter.created"))
     assert found[("meter_sync_webhook_deliveries_total", key)] == 3
     assert found[("meter_sync_webhook_receive_seconds_count", ())] == 6

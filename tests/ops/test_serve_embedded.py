@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ROOT
-from tests.reliability_helpers import free_port
+from tests.support.live import free_port
+from tests.support.settings import ROOT
 
 
 def test_serve_starts_and_stops_the_embedded_postgres(tmp_path: Path) -> None:

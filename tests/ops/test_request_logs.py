@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from app import logs
-from tests import events
-from tests.helpers import secret_headers
+from tests.support import events
+from tests.support.http import secret_headers
 
 
 @pytest.fixture

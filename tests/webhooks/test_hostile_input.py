@@ -11,9 +11,11 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests import events
-from tests.conftest import WEBHOOK_SECRET, LiveServer
-from tests.helpers import deliver, read_auth, scalar
+from tests.support import events
+from tests.support.db import scalar
+from tests.support.http import deliver, read_auth
+from tests.support.live import LiveServer
+from tests.support.settings import WEBHOOK_SECRET
 
 NASTY = "a\nb\r\nc\x1b[31m\u2028\u202e\t\x07end"
 

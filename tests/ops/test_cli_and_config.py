@@ -17,8 +17,11 @@ from pydantic import SecretStr
 from app.bootstrap import ensure_credentials
 from app.config import ConfigError, Settings, load_settings
 from app.logs import ConsoleFormatter, JsonFormatter
+from tests.support import events
+from tests.support.db import migration_head
+from tests.support.http import deliver
+from tests.support.settings import ROOT, WEBHOOK_SECRET
 
-ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "app.cli"]
 
 
@@ -138,10 +141,6 @@ async def test_receiver_logs_no_secret_and_no_newline(
 ) -> None:
     import httpx
 
-    from tests import events
-    from tests.conftest import WEBHOOK_SECRET
-    from tests.helpers import deliver
-
     assert isinstance(client, httpx.AsyncClient)
     caplog.set_level(logging.DEBUG)
     payload = events.meter_created(partner_reference="site\nINFO forged line")
@@ -231,7 +230,7 @@ def test_migrate_works_from_an_installed_wheel(tmp_path: Path, database_url: str
         assert migrated.returncode == 0, migrated.stderr
         with psycopg.connect(fresh.replace("postgresql+asyncpg", "postgresql")) as conn:
             row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        assert row == ("0004",)
+        assert row == (migration_head(),)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{fresh.rsplit("/", 1)[1]}" WITH (FORCE)')

@@ -22,13 +22,15 @@ from app.config import Settings
 from app.leap.client import LeapAuthError, LeapClient
 from app.leap.models import LeapMeter
 from app.leap_sim.server import RunningSim, build_state, serve_in_thread
-from app.main import create_app
 from app.models import RunMode, SyncRun
 from app.sync import records, runs
 from app.worker import Worker
-from tests import events
-from tests.conftest import ROOT, WEBHOOK_SECRET, LiveServer, make_settings
-from tests.helpers import deliver, eventually, ops_auth, read_auth, rows, scalar
+from tests.support import events
+from tests.support.db import rows, scalar
+from tests.support.http import deliver, ops_auth, read_auth
+from tests.support.live import LiveApp
+from tests.support.settings import ROOT, WEBHOOK_SECRET, make_settings
+from tests.support.wait import eventually
 
 SIM_KEY = "sim-key"
 N = 600
@@ -170,6 +172,7 @@ async def test_401_stops_the_run_with_a_clear_status(
     sim: RunningSim,
     sessions: async_sessionmaker[AsyncSession],
     database_url: str,
+    live_app: LiveApp,
 ) -> None:
     async with LeapClient(sim.url, "wrong-key") as bad:
         async with sessions() as session:
@@ -177,8 +180,7 @@ async def test_401_stops_the_run_with_a_clear_status(
             await session.commit()
         with pytest.raises(LeapAuthError):
             await runs.execute(sessions, bad, run.id)
-    settings = api_settings(database_url, sim)
-    async with LiveServer(create_app(settings)) as live, httpx.AsyncClient(base_url=live.url) as c:
+    async with live_app(api_settings(database_url, sim)) as (_, c):
         status = (await c.get("/v1/sync/status", headers=read_auth())).json()
     assert status["mode"] == "api"
     assert status["last_run"]["status"] == "failed"
@@ -215,15 +217,14 @@ async def test_older_fetched_record_never_overwrites_newer(
 
 
 async def test_enrichment_lands_within_seconds_of_meter_created(
-    sim: RunningSim, database_url: str
+    sim: RunningSim, database_url: str, live_app: LiveApp
 ) -> None:
     settings = api_settings(database_url, sim)
     meter_id = sim.state.portfolio.meter_id(42)
     leap_record = sim.state.portfolio.meter_record(42)
     assert leap_record is not None
-    app = create_app(settings, run_worker=True)
     meter: dict[str, Any] = {}
-    async with LiveServer(app) as live, httpx.AsyncClient(base_url=live.url) as client:
+    async with live_app(settings, run_worker=True) as (_, client):
         payload = events.meter_created(
             meter_id, leap_record.get("partner_reference"), leap_record["transmission_region"]
         )
@@ -380,9 +381,10 @@ async def test_webhook_only_mode_is_said_plainly(client: httpx.AsyncClient) -> N
     assert refused.status_code == 409
 
 
-async def test_requested_run_is_queued_for_the_leader(sim: RunningSim, database_url: str) -> None:
-    settings = api_settings(database_url, sim)
-    async with LiveServer(create_app(settings)) as live, httpx.AsyncClient(base_url=live.url) as c:
+async def test_requested_run_is_queued_for_the_leader(
+    sim: RunningSim, database_url: str, live_app: LiveApp
+) -> None:
+    async with live_app(api_settings(database_url, sim)) as (_, c):
         response = await c.post("/v1/sync/runs", json={"mode": "full"}, headers=ops_auth())
         assert response.status_code == 202
         assert response.json()["status"] == "queued"

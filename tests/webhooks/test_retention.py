@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.webhooks import retention as retention_module
 from app.worker import Worker
-from tests import events
-from tests.conftest import make_settings
-from tests.helpers import deliver, rows, scalar
+from tests.support import events
+from tests.support.db import rows, scalar
+from tests.support.http import deliver
+from tests.support.settings import make_settings
 
 
 async def _age(engine: AsyncEngine, event_ids: list[str], days: int) -> None:

@@ -7,8 +7,9 @@ import uuid
 import httpx
 import pytest
 
-from tests import events
-from tests.helpers import deliver, ops_auth, read_auth
+from tests.support import events
+from tests.support.db import migration_head
+from tests.support.http import deliver, ops_auth, read_auth
 
 PROBLEM = "application/problem+json"
 
@@ -117,7 +118,7 @@ async def test_probes(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["migration"] == "0004"
+    assert ready.json()["migration"] == migration_head()
 
 
 async def test_openapi_documents_bearer_auth_and_every_operation(client: httpx.AsyncClient) -> None:

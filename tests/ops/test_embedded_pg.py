@@ -22,8 +22,7 @@ import asyncpg
 import pytest
 
 from app.embedded_pg import LOG_NAME, EmbeddedPostgres, embedded_available
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.settings import ROOT
 
 
 @pytest.fixture
