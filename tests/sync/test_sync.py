@@ -22,8 +22,10 @@ from app.config import Settings
 from app.leap.client import LeapAuthError, LeapClient
 from app.leap.models import LeapMeter
 from app.leap_sim.server import RunningSim, build_state, serve_in_thread
+from app.markets import DEFAULT_MARKET_TIMEZONES
 from app.models import RunMode, SyncRun
 from app.sync import records, runs
+from app.webhooks.service import ApplyOptions
 from app.worker import Worker
 from tests.support import events
 from tests.support.db import rows, scalar
@@ -356,12 +358,18 @@ async def test_failed_event_is_retried_by_the_worker_and_replayable(
     assert (await deliver(client, events.body(events.meter_created(), event_id))).status_code == 202
     monkeypatch.undo()
     # Not due yet: nothing is retried.
-    assert await retry.retry_due(sessions, refresh=False) == 0
+    assert (
+        await retry.retry_due(sessions, ApplyOptions(refresh=False, zones=DEFAULT_MARKET_TIMEZONES))
+        == 0
+    )
     async with engine.begin() as conn:
         from sqlalchemy import text
 
         await conn.execute(text("UPDATE webhook_events SET next_attempt_at = now()"))
-    assert await retry.retry_due(sessions, refresh=False) == 1
+    assert (
+        await retry.retry_due(sessions, ApplyOptions(refresh=False, zones=DEFAULT_MARKET_TIMEZONES))
+        == 1
+    )
     row = (await client.get(f"/v1/webhook-events/{event_id}", headers=ops_auth())).json()
     assert row["status"] == "applied"
     assert row["attempts"] == 2
