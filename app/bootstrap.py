@@ -60,6 +60,19 @@ def ensure_credentials(settings: Settings) -> tuple[Settings, list[str]]:
     return resolved, _announcement(resolved, stored, made, path)
 
 
+def stored_credentials(settings: Settings) -> tuple[Settings, frozenset[str]]:
+    """Settings with the credentials a previous start generated filled in (nothing is
+    made or written), and the names of the variables they stand for."""
+    stored = _load(settings.state_dir / CREDENTIALS_FILE)
+    update: dict[str, object] = {}
+    if not settings.leap_webhook_secrets and "webhook_secret" in stored:
+        update["leap_webhook_secrets"] = [SecretStr(stored["webhook_secret"])]
+    if not settings.api_keys and "ops_api_key" in stored:
+        update["api_keys"] = [ApiKey(scope="ops", key=SecretStr(stored["ops_api_key"]))]
+    names = {"leap_webhook_secrets": "LEAP_WEBHOOK_SECRETS", "api_keys": "API_KEYS"}
+    return settings.model_copy(update=update), frozenset(names[k] for k in update)
+
+
 def _announcement(
     settings: Settings, stored: dict[str, str], made: list[str], path: Path
 ) -> list[str]:

@@ -330,9 +330,13 @@ def migrate() -> None:
 
 @cli.command()
 def config() -> None:
-    """Print the effective configuration, secrets masked."""
-    for name, value in _settings().masked().items():
-        typer.echo(f"{name}={value}")
+    """Print the effective configuration and where each value came from; no secret shown."""
+    from app import config_view
+    from app.bootstrap import stored_credentials
+
+    settings, generated = stored_credentials(_settings())
+    for line in config_view.lines(settings, generated):
+        typer.echo(line)
 
 
 def main() -> None:

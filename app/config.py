@@ -7,6 +7,7 @@ strings in the environment, so those fields opt out of pydantic-settings' JSON d
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -23,6 +24,9 @@ Scope = Literal["read", "ops"]
 SCOPES: tuple[Scope, ...] = ("read", "ops")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$")
 _DB_SCHEMES = {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg"}
+# Shared secrets and our own API keys: long enough that guessing over HTTP is hopeless.
+# LEAP_API_KEY is Leap's credential, taken as given.
+MIN_SECRET_CHARS = 16
 
 
 class ApiMode(StrEnum):
@@ -91,6 +95,12 @@ class Settings(BaseSettings):
     def _secrets(cls, value: object) -> object:
         return _split_commas(value)
 
+    @field_validator("leap_webhook_secrets")
+    @classmethod
+    def _secrets_long_enough(cls, value: list[SecretStr]) -> list[SecretStr]:
+        _require_length((s.get_secret_value() for s in value), "each secret")
+        return value
+
     @field_validator("leap_api_base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
@@ -121,6 +131,7 @@ class Settings(BaseSettings):
             if scope not in SCOPES:
                 raise ValueError(f"unknown scope {scope!r} (use read or ops)")
             keys.append(ApiKey(scope=scope, key=SecretStr(key)))
+        _require_length((k.key.get_secret_value() for k in keys), "each key")
         return keys
 
     @field_validator("market_timezones", mode="before")
@@ -134,37 +145,14 @@ class Settings(BaseSettings):
     def api_mode(self) -> ApiMode:
         return ApiMode.API if self.leap_api_key is not None else ApiMode.WEBHOOK_ONLY
 
-    def masked(self) -> dict[str, str]:
-        """Effective values for `meter-sync config`, with every secret masked."""
-        secrets = self.leap_webhook_secrets
-        return {
-            "DATABASE_URL": _mask_url(self.database_url) if self.database_url else "(embedded)",
-            "LEAP_WEBHOOK_HEADER": self.leap_webhook_header,
-            "LEAP_WEBHOOK_SECRETS": ", ".join(_mask(s) for s in secrets) or "(unset)",
-            "LEAP_API_BASE_URL": self.leap_api_base_url,
-            "LEAP_API_KEY": _mask(self.leap_api_key) if self.leap_api_key else "(unset)",
-            "API_KEYS": ", ".join(f"{k.scope}:{_mask(k.key)}" for k in self.api_keys) or "(unset)",
-            "WEBHOOK_MAX_BODY_BYTES": str(self.webhook_max_body_bytes),
-            "SYNC_INTERVAL_SECONDS": str(self.sync_interval_seconds),
-            "FULL_SYNC_INTERVAL_SECONDS": str(self.full_sync_interval_seconds),
-            "EVENT_RETENTION_DAYS": str(self.event_retention_days),
-            "MARKET_TIMEZONES": ",".join(f"{r}={z}" for r, z in self.market_timezones.items()),
-            "STATE_DIR": str(self.state_dir),
-            "LOG_LEVEL": self.log_level,
-            "mode": self.api_mode,
-        }
 
-
-def _mask(secret: SecretStr) -> str:
-    value = secret.get_secret_value()
-    return "****" if len(value) < 12 else f"{value[:2]}****{value[-2:]}"
-
-
-def _mask_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":****@", 1)
-    return url
+def _require_length(values: Iterable[str], what: str) -> None:
+    """Refuse a short value without echoing any of it (the message is logged)."""
+    shortest = min((len(v) for v in values), default=MIN_SECRET_CHARS)
+    if shortest < MIN_SECRET_CHARS:
+        raise ValueError(
+            f"{what} must be at least {MIN_SECRET_CHARS} characters (one has {shortest})"
+        )
 
 
 class ConfigError(Exception):

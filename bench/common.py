@@ -21,8 +21,8 @@ import psycopg
 from app.migrate import upgrade_to_head
 
 SERVER = os.environ.get("BENCH_SERVER_URL", "postgresql://postgres@127.0.0.1:5432")
-SECRET = "bench-secret"  # noqa: S105 - a throwaway value for a local benchmark
-OPS_KEY = "bench-ops-key"
+SECRET = "bench-webhook-secret"  # noqa: S105 - a throwaway value for a local benchmark
+OPS_KEY = "bench-ops-key-0123456"
 ROOT = Path(__file__).resolve().parents[1]
 
 

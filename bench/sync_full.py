@@ -77,8 +77,8 @@ def main() -> None:
                 "DATABASE_URL": url,
                 "LEAP_API_KEY": SIM_KEY,
                 "LEAP_API_BASE_URL": sim_url,
-                "LEAP_WEBHOOK_SECRETS": "bench",
-                "API_KEYS": "ops:bench",
+                "LEAP_WEBHOOK_SECRETS": "bench-webhook-secret",
+                "API_KEYS": "ops:bench-ops-key-0123456",
                 "LOG_LEVEL": "WARNING",
             }
             started = time.perf_counter()

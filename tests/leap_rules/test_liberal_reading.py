@@ -18,6 +18,7 @@ from tests.leap_rules.rest import get, instant, send, timeline
 from tests.support import events
 from tests.support.db import rows, scalar
 from tests.support.http import deliver, ops_auth, read_auth
+from tests.support.settings import WEBHOOK_SECRET
 
 GROUP = "406720c2-0175-4137-9ff1-1641702292d4"
 # Leap's own test-webhook example for meter.created: no transmission_region.
@@ -52,7 +53,7 @@ async def test_meter_created_without_region_keeps_known_region(
 async def test_json_without_content_type_accepted(client: httpx.AsyncClient) -> None:
     content = events.body(events.meter_created())
     response = await client.post(
-        "/webhooks/leap", content=content, headers={"X-Webhook-Secret": "test-secret-one"}
+        "/webhooks/leap", content=content, headers={"X-Webhook-Secret": WEBHOOK_SECRET}
     )
     assert "content-type" not in {k.lower() for k in response.request.headers}
     assert response.status_code == 202, response.text
@@ -68,7 +69,7 @@ async def test_declared_non_json_type_still_415(
     response = await client.post(
         "/webhooks/leap",
         content=events.body(events.meter_created(), event_id),
-        headers={"X-Webhook-Secret": "test-secret-one", "Content-Type": content_type},
+        headers={"X-Webhook-Secret": WEBHOOK_SECRET, "Content-Type": content_type},
     )
     assert response.status_code == 415, response.text
     assert await scalar(engine, "SELECT count(*) FROM webhook_events") == 0

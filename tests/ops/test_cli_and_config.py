@@ -61,29 +61,86 @@ def test_bad_value_stops_with_one_clear_line(
     assert "\n" not in message
 
 
-def test_config_command_masks_secrets() -> None:
-    result = run_cli(
-        "config",
-        env={
-            "LEAP_WEBHOOK_SECRETS": "supersecretvalue-one,supersecretvalue-two",
-            "API_KEYS": "read:readkey-abcdefgh,ops:opskey-abcdefghij",
-            "LEAP_API_KEY": "leap-key-abcdefghijk",
-            "DATABASE_URL": "postgresql://app:p4ssw0rd@db.internal:5432/meters",
-        },
+def test_config_command_shows_no_secret_character_and_each_origin(tmp_path: Path) -> None:
+    secrets = {
+        "LEAP_WEBHOOK_SECRETS": "supersecretvalue-one,supersecretvalue-two",
+        "API_KEYS": "read:readkey-abcdefgh,ops:opskey-abcdefghij",
+        "LEAP_API_KEY": "leap-key-abcdefghijk",
+        "DATABASE_URL": "postgresql://app:p4ssw0rd@db.internal:5432/meters",
+    }
+    result = run_cli("config", env={**secrets, "STATE_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for value in ("supersecretvalue", "readkey", "opskey", "leap-key", "p4ssw0rd"):
+        assert value not in out
+    # Not even the first or last characters of a secret (they used to be shown).
+    for name in ("LEAP_WEBHOOK_SECRETS", "API_KEYS", "LEAP_API_KEY"):
+        line = next(x for x in out.splitlines() if x.startswith(name + "="))
+        assert "****" not in line and "(environment)" in line, line
+    assert "LEAP_WEBHOOK_SECRETS=2 secrets  (environment)" in out
+    assert "API_KEYS=2 keys: read, ops  (environment)" in out
+    assert "LEAP_WEBHOOK_HEADER=X-Webhook-Secret  (default)" in out
+    assert "DATABASE_URL=postgresql+asyncpg://app:****@db.internal:5432/meters" in out
+    assert "mode=api" in out
+
+
+def test_config_command_tells_environment_dotenv_generated_and_default(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    ensure_credentials(Settings(state_dir=state, _env_file=None))
+    generated = json.loads((state / "credentials.json").read_text())
+    (tmp_path / ".env").write_text("SYNC_INTERVAL_SECONDS=120\nLOG_LEVEL=WARNING\n")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LEAP_", "API_KEYS"))}
+    result = subprocess.run(
+        [*CLI, "config"],
+        capture_output=True,
+        text=True,
+        env={**clean, "STATE_DIR": str(state), "LOG_LEVEL": "ERROR", "PYTHONPATH": str(ROOT)},
+        timeout=60,
+        cwd=tmp_path,  # where `.env` is read from
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for secret in (
-        "supersecretvalue",
-        "readkey-abcdefgh",
-        "opskey-abcdefghij",
-        "leap-key-abc",
-        "p4ssw0rd",
-    ):
-        assert secret not in out
-    assert "LEAP_WEBHOOK_HEADER=X-Webhook-Secret" in out
-    assert "DATABASE_URL=postgresql+asyncpg://app:****@db.internal:5432/meters" in out
-    assert "mode=api" in out
+    assert "SYNC_INTERVAL_SECONDS=120  (.env)" in out
+    assert "LOG_LEVEL=ERROR  (environment)" in out  # the environment wins over .env
+    assert "LEAP_WEBHOOK_SECRETS=1 secret  (generated file)" in out
+    assert "API_KEYS=1 key: ops  (generated file)" in out
+    assert "EVENT_RETENTION_DAYS=30  (default)" in out
+    for value in generated.values():
+        assert value not in out and value[:4] not in out
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LEAP_WEBHOOK_SECRETS", "x"),
+        ("LEAP_WEBHOOK_SECRETS", "a-long-enough-secret-1,fifteen-chars-x"),
+        ("API_KEYS", "read:short"),
+        ("API_KEYS", "ops:an-ops-key-long-enough,read:fifteen-chars-x"),
+    ],
+)
+def test_short_secret_or_key_stops_start_with_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert name in message and "16 characters" in message
+    assert "\n" not in message
+    for part in value.split(","):
+        assert part.partition(":")[2 if ":" in part else 0] not in message
+
+
+def test_serve_refuses_a_short_key_before_starting() -> None:
+    result = run_cli("serve", env={"API_KEYS": "ops:tiny", "DATABASE_URL": "postgresql://x@y/z"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "API_KEYS" in result.stderr and "16" in result.stderr
+
+
+def test_leap_api_key_is_not_judged_by_length(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEAP_API_KEY", "k")
+    assert load_settings().leap_api_key is not None
 
 
 def test_config_command_bad_value_exits_2_with_one_line() -> None:
@@ -111,9 +168,9 @@ def test_first_start_generates_and_keeps_credentials(tmp_path: Path) -> None:
 
 
 def test_configured_values_win_over_generated(tmp_path: Path) -> None:
-    settings = Settings(state_dir=tmp_path, leap_webhook_secrets=[SecretStr("mine")])
+    settings = Settings(state_dir=tmp_path, leap_webhook_secrets=[SecretStr("mine-and-long-enough")])
     resolved, _ = ensure_credentials(settings)
-    assert [s.get_secret_value() for s in resolved.leap_webhook_secrets] == ["mine"]
+    assert [s.get_secret_value() for s in resolved.leap_webhook_secrets] == ["mine-and-long-enough"]
     assert not (tmp_path / "credentials.json").read_text().count("webhook_secret")
 
 

@@ -50,7 +50,7 @@ def _env(database_url: str, sim_url: str, state: Path) -> dict[str, str]:
     env.update(
         DATABASE_URL=database_url,
         LEAP_WEBHOOK_SECRETS=WEBHOOK_SECRET,
-        API_KEYS="ops:replica-ops-key",
+        API_KEYS="ops:replica-ops-key-0123456",
         LEAP_API_KEY=SIM_KEY,
         LEAP_API_BASE_URL=sim_url,
         SYNC_INTERVAL_SECONDS="2",

@@ -463,7 +463,7 @@ async def test_database_outage_answers_503_then_nothing_lost(
         env.update(
             DATABASE_URL=proxy_url,
             LEAP_WEBHOOK_SECRETS=WEBHOOK_SECRET,
-            API_KEYS="ops:outage-ops-key",
+            API_KEYS="ops:outage-ops-key-0123456",
             LOG_LEVEL="WARNING",
             STATE_DIR=str(tmp_path / "state"),
         )

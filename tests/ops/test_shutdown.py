@@ -20,7 +20,7 @@ from app.worker import Worker
 from tests.support.db import rows, scalar
 from tests.support.live import free_port
 from tests.support.metrics import samples
-from tests.support.settings import ROOT, WEBHOOK_SECRET, make_settings
+from tests.support.settings import OPS_KEY, ROOT, WEBHOOK_SECRET, make_settings
 from tests.support.wait import eventually
 
 
@@ -50,7 +50,7 @@ async def test_idle_worker_exits_0_soon_after_sigterm(
         **{k: v for k, v in os.environ.items() if not k.startswith(("LEAP_", "API_KEYS"))},
         "DATABASE_URL": database_url,
         "LEAP_WEBHOOK_SECRETS": WEBHOOK_SECRET,
-        "API_KEYS": "ops:x",
+        "API_KEYS": f"ops:{OPS_KEY}",
         "LOG_LEVEL": "INFO",
     }
     if mode == "api":

@@ -11,10 +11,10 @@ from pydantic import SecretStr
 from app.config import ApiKey, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-WEBHOOK_SECRET = "test-secret-one"
-WEBHOOK_SECRET_2 = "test-secret-two"
-READ_KEY = "read-key-123"
-OPS_KEY = "ops-key-456"
+WEBHOOK_SECRET = "test-webhook-secret-one"
+WEBHOOK_SECRET_2 = "test-webhook-secret-two"
+READ_KEY = "test-read-key-0123456"
+OPS_KEY = "test-ops-key-0123456"
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:

@@ -31,7 +31,7 @@ from tests.support import events
 from tests.support.db import rows, scalar
 from tests.support.http import deliver, ops_auth, read_auth
 from tests.support.live import LiveApp
-from tests.support.settings import ROOT, WEBHOOK_SECRET, make_settings
+from tests.support.settings import OPS_KEY, ROOT, WEBHOOK_SECRET, make_settings
 from tests.support.wait import eventually
 
 SIM_KEY = "sim-key"
@@ -290,7 +290,7 @@ async def test_killed_worker_resumes_run_without_duplicates(
             "LEAP_API_KEY": SIM_KEY,
             "LEAP_API_BASE_URL": running.url,
             "LEAP_WEBHOOK_SECRETS": WEBHOOK_SECRET,
-            "API_KEYS": "ops:x",
+            "API_KEYS": f"ops:{OPS_KEY}",
             "LOG_LEVEL": "WARNING",
         }
 

@@ -43,7 +43,7 @@ async def test_accepted_event_is_committed_before_the_answer(
         None,
         "",
         "wrong",
-        "test-secret-on",
+        WEBHOOK_SECRET[:-1],
         WEBHOOK_SECRET + "x",
         "\xff\xfe".encode("latin-1"),
         b"\x80\x81" * 32,
