@@ -76,7 +76,8 @@ def test_config_command_shows_no_secret_character_and_each_origin(tmp_path: Path
     # Not even the first or last characters of a secret (they used to be shown).
     for name in ("LEAP_WEBHOOK_SECRETS", "API_KEYS", "LEAP_API_KEY"):
         line = next(x for x in out.splitlines() if x.startswith(name + "="))
-        assert "****" not in line and "(environment)" in line, line
+        assert "****" not in line, line
+        assert line.endswith("(environment)"), line
     assert "LEAP_WEBHOOK_SECRETS=2 secrets  (environment)" in out
     assert "API_KEYS=2 keys: read, ops  (environment)" in out
     assert "LEAP_WEBHOOK_HEADER=X-Webhook-Secret  (default)" in out
@@ -106,7 +107,8 @@ def test_config_command_tells_environment_dotenv_generated_and_default(tmp_path:
     assert "API_KEYS=1 key: ops  (generated file)" in out
     assert "EVENT_RETENTION_DAYS=30  (default)" in out
     for value in generated.values():
-        assert value not in out and value[:4] not in out
+        assert value not in out
+        assert value[:4] not in out
 
 
 @pytest.mark.parametrize(
@@ -125,7 +127,8 @@ def test_short_secret_or_key_stops_start_with_one_line_naming_it(
     with pytest.raises(ConfigError) as caught:
         load_settings()
     message = str(caught.value)
-    assert name in message and "16 characters" in message
+    assert name in message
+    assert "16 characters" in message
     assert "\n" not in message
     for part in value.split(","):
         assert part.partition(":")[2 if ":" in part else 0] not in message
@@ -135,7 +138,8 @@ def test_serve_refuses_a_short_key_before_starting() -> None:
     result = run_cli("serve", env={"API_KEYS": "ops:tiny", "DATABASE_URL": "postgresql://x@y/z"})
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
-    assert "API_KEYS" in result.stderr and "16" in result.stderr
+    assert "API_KEYS" in result.stderr
+    assert "16" in result.stderr
 
 
 def test_leap_api_key_is_not_judged_by_length(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -168,9 +172,10 @@ def test_first_start_generates_and_keeps_credentials(tmp_path: Path) -> None:
 
 
 def test_configured_values_win_over_generated(tmp_path: Path) -> None:
-    settings = Settings(state_dir=tmp_path, leap_webhook_secrets=[SecretStr("mine-and-long-enough")])
+    mine = "mine-and-long-enough"
+    settings = Settings(state_dir=tmp_path, leap_webhook_secrets=[SecretStr(mine)])
     resolved, _ = ensure_credentials(settings)
-    assert [s.get_secret_value() for s in resolved.leap_webhook_secrets] == ["mine-and-long-enough"]
+    assert [s.get_secret_value() for s in resolved.leap_webhook_secrets] == [mine]
     assert not (tmp_path / "credentials.json").read_text().count("webhook_secret")
 
 
