@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from starlette.types import ASGIApp
 
 from app import problems
 from app.config import Settings, load_settings
 from app.db import create_engine, create_raw_pool, session_factory
+from app.front import FrontDoorMiddleware
 from app.groups.endpoints import router as groups_router
 from app.health import router as health_router
 from app.logs import RequestIdMiddleware
@@ -118,4 +120,16 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
         app.include_router(router)
     receiver.mount(app)
     app.add_middleware(RequestIdMiddleware)
+    wrap_outermost(app, FrontDoorMiddleware)
     return app
+
+
+def wrap_outermost(app: FastAPI, middleware: Callable[[ASGIApp], ASGIApp]) -> None:
+    """Put `middleware` outside Starlette's own error middleware (add_middleware puts it
+    inside), so it sees every answer, the 500s that middleware writes included."""
+    build = app.build_middleware_stack
+
+    def build_wrapped() -> ASGIApp:
+        return middleware(build())
+
+    app.build_middleware_stack = build_wrapped  # type: ignore[method-assign]
