@@ -66,6 +66,16 @@ WEBHOOK_SECONDS = Histogram(
     "Time the receiver took to answer a delivery (any outcome).",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+WEBHOOK_ANSWERS = Counter(
+    "meter_sync_webhook_answers",
+    "Every answer of the webhook receiver by HTTP status, 5xx included; 499 counts a "
+    "sender that disconnected before its body was complete (no answer was sent).",
+    ["status"],
+)
+CONFLICTING_DELIVERIES = Counter(
+    "meter_sync_webhook_conflicting_deliveries",
+    "Redeliveries of a stored webhook_event_id with a different body (the first is kept).",
+)
 APPLY_FAILURES = Counter(
     "meter_sync_webhook_apply_failures",
     "Stored events whose effects failed to apply (receiver: on receipt; retry: the worker).",
@@ -94,8 +104,9 @@ SYNC_SECONDS = Histogram(
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200),
 )
 
-REFUSALS = ("unauthorized", "invalid", "too_large", "unavailable")
+REFUSALS = ("unauthorized", "invalid", "too_large", "unavailable", "disconnected", "error")
 _deliveries: dict[tuple[str, str], Any] = {}
+_answers: dict[int, Any] = {}
 _receive_seconds = WEBHOOK_SECONDS.observe
 
 
@@ -108,6 +119,8 @@ def _init_children() -> None:
         _deliveries[("other", outcome)] = WEBHOOK_DELIVERIES.labels("other", outcome)
     for outcome in REFUSALS:
         _deliveries[("unknown", outcome)] = WEBHOOK_DELIVERIES.labels("unknown", outcome)
+    for status in (200, 202, 400, 401, 413, 415, 422, 500, 503):
+        _answers[status] = WEBHOOK_ANSWERS.labels(str(status))
     for source in ("receiver", "retry"):
         APPLY_FAILURES.labels(source)
 
@@ -115,8 +128,12 @@ def _init_children() -> None:
 _init_children()
 
 
-def observe_delivery(event_type: str, outcome: str, seconds: float) -> None:
+def observe_delivery(event_type: str, outcome: str, seconds: float, status: int) -> None:
     """One receiver answer: the hot path's whole metrics cost."""
+    answers = _answers.get(status)
+    if answers is None:
+        answers = _answers[status] = WEBHOOK_ANSWERS.labels(str(status))
+    answers.inc()
     if event_type not in KNOWN_EVENT_TYPES and event_type != "unknown":
         event_type = "other"
     child = _deliveries.get((event_type, outcome))
@@ -126,6 +143,10 @@ def observe_delivery(event_type: str, outcome: str, seconds: float) -> None:
     _receive_seconds(seconds)
     if outcome == "failed":
         APPLY_FAILURES.labels("receiver").inc()
+
+
+def conflicting_delivery() -> None:
+    CONFLICTING_DELIVERIES.inc()
 
 
 def apply_failed(source: str) -> None:

@@ -6,14 +6,23 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.db import is_unavailable
 
 PROBLEM_JSON = "application/problem+json"
+# What an unreachable PostgreSQL raises, from SQLAlchemy, asyncpg or the socket itself.
+_DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    SQLAlchemyError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,  # TimeoutError and connection refusals included
+)
 log = logging.getLogger("meter_sync.http")
 
 
@@ -100,9 +109,24 @@ def install(app: FastAPI) -> None:
         ]
         return problem_response(422, "request parameters are invalid", errors=errors)
 
+    async def _maybe_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        """A database outage is a handled condition: a 503 and one warning line, no
+        traceback. Anything else of these types is a bug: re-raised, so Starlette's error
+        middleware answers 500 and the server logs its traceback once."""
+        if not (is_unavailable(exc) or isinstance(exc, TimeoutError)):
+            raise exc
+        log.warning(
+            "answered 503: database unavailable",
+            extra={"path": request.url.path, "error": type(exc).__name__},
+        )
+        return problem_response(503, "database unavailable", headers={"Retry-After": "5"})
+
+    # Registered by type rather than for Exception: a handler for Exception runs in
+    # Starlette's error middleware, which re-raises after answering (a logged traceback).
+    for kind in _DATABASE_ERRORS:
+        app.add_exception_handler(kind, _maybe_unavailable)
+
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        if is_unavailable(exc) or isinstance(exc, TimeoutError):
-            return problem_response(503, "database unavailable", headers={"Retry-After": "5"})
-        log.exception("unhandled error", extra={"path": request.url.path})
+    async def _unexpected(_: Request, __: Exception) -> JSONResponse:
+        # The server logs the traceback after this answer is sent (once, at ERROR).
         return problem_response(500, "internal error")

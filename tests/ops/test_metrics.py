@@ -128,8 +128,8 @@ def test_worker_wires_leap_calls_into_metrics(database_url: str) -> None:
 _CHILD = """
 import sys
 from app import metrics
-metrics.observe_delivery("meter.created", "accepted", 0.003)
-metrics.observe_delivery("unknown", "unauthorized", 0.001)
+metrics.observe_delivery("meter.created", "accepted", 0.003, 202)
+metrics.observe_delivery("unknown", "unauthorized", 0.001, 401)
 metrics.sync_run_ended("delta", "succeeded", 12.0)
 if sys.argv[1] == "render":
     import asyncio
@@ -153,6 +153,7 @@ def test_multiprocess_mode_adds_up_every_process(tmp_path: Path) -> None:
     key = (("outcome", "accepted"), ("type", "meter.created"))
     assert found[("meter_sync_webhook_deliveries_total", key)] == 3
     assert found[("meter_sync_webhook_receive_seconds_count", ())] == 6
+    assert found[("meter_sync_webhook_answers_total", (("status", "401"),))] == 3
     assert found[("meter_sync_sync_runs_total", (("mode", "delta"), ("outcome", "succeeded")))] == 3
 
 

@@ -23,7 +23,7 @@ NASTY = "a\nb\r\nc\x1b[31m\u2028\u202e\t\x07end"
 async def test_slow_drip_body_is_refused_not_waited_on(
     live: LiveServer, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("app.webhooks.receiver.BODY_READ_TIMEOUT_S", 0.5)
+    monkeypatch.setattr("app.webhooks.body.BODY_READ_TIMEOUT_S", 0.5)
     body = events.body(events.meter_created())
     reader, writer = await asyncio.open_connection("127.0.0.1", live.port)
     head = (
