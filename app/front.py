@@ -51,10 +51,12 @@ class FrontDoorMiddleware:
         async def send_with_headers(message: Message) -> None:
             kind = message["type"]
             if kind == "http.response.start":
-                given = message.get("headers", ())
-                # A header the app set itself (e.g. its own Cache-Control) gives way to ours.
-                kept = [h for h in given if h[0].lower() not in _OURS] if given else []
-                message["headers"] = kept + added
+                given = message.get("headers") or []
+                # A header the app set itself (e.g. its own Cache-Control) gives way to ours
+                # (Starlette writes names in lower case, as ASGI asks).
+                if any(name in _OURS for name, _ in given):
+                    given = [h for h in given if h[0] not in _OURS]
+                message["headers"] = [*given, *added]
             elif head and kind == "http.response.body" and message.get("body"):
                 message = {**message, "body": b""}
             await send(message)

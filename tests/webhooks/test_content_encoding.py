@@ -28,8 +28,10 @@ def _headers(encoding: str | None) -> dict[str, str]:
     return headers
 
 
-async def _post(client: httpx.AsyncClient, content: object, encoding: str | None) -> httpx.Response:
-    return await client.post("/webhooks/leap", content=content, headers=_headers(encoding))  # type: ignore[arg-type]
+async def _post(
+    client: httpx.AsyncClient, content: bytes | AsyncIterator[bytes], encoding: str | None
+) -> httpx.Response:
+    return await client.post("/webhooks/leap", content=content, headers=_headers(encoding))
 
 
 def _bomb(decompressed_mib: int) -> bytes:
