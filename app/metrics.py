@@ -43,8 +43,10 @@ from prometheus_client.registry import Collector
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from app.front import FrontDoorMiddleware
 from app.leap.events import KNOWN_EVENT_TYPES
 
 log = logging.getLogger("meter_sync.metrics")
@@ -379,7 +381,10 @@ async def _healthz(_: Request) -> Response:
 
 def worker_app(engine: AsyncEngine, mode: str) -> Starlette:
     """`/metrics` and `/healthz` for `meter-sync worker --metrics-port`."""
-    app = Starlette(routes=[Route("/healthz", _healthz), Route("/metrics", metrics)])
+    app = Starlette(
+        routes=[Route("/healthz", _healthz), Route("/metrics", metrics)],
+        middleware=[Middleware(FrontDoorMiddleware)],
+    )
     app.state.metrics_gauges = DatabaseGauges(engine, mode)
     return app
 

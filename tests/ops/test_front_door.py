@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app import metrics
 from app.config import Settings
 from app.main import create_app
 from tests.support import events
@@ -108,3 +110,17 @@ async def test_a_500_carries_the_headers_too(
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["cache-control"] == "no-store"
     _assert_protected_everywhere(response)
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/metrics"])
+async def test_the_workers_own_server_has_the_same_front_door(
+    engine: AsyncEngine, path: str
+) -> None:
+    app = metrics.worker_app(engine, "webhook-only")
+    async with LiveServer(app) as server, httpx.AsyncClient(base_url=server.url) as http:
+        got = await http.get(path)
+        head = await http.head(path)
+    assert got.status_code == head.status_code == 200
+    assert head.content == b""
+    for response in (got, head):
+        _assert_protected_everywhere(response)
