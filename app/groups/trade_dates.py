@@ -26,6 +26,7 @@ __all__ = [
     "trade_date_start",
     "window_for",
     "zone_starting_at_midnight",
+    "zones_starting_at_midnight",
 ]
 
 MAX_TRADE_DATES = 366
@@ -104,14 +105,23 @@ def covered_days(
     return first, last
 
 
+def zones_starting_at_midnight(instant: datetime, zones: Iterable[str]) -> list[str]:
+    """The zones among `zones` in which `instant` is local midnight, in their order."""
+    return [name for name in dict.fromkeys(zones) if _is_midnight(instant, ZoneInfo(name))]
+
+
 def zone_starting_at_midnight(instant: datetime, zones: Iterable[str]) -> str | None:
-    """The first of `zones` in which `instant` is local midnight (a group's window starts
-    at midnight in its market), or None."""
-    for name in zones:
-        local = instant.astimezone(ZoneInfo(name))
-        if local.time() == time(0):
-            return name
-    return None
+    """The first of `zones` in which `instant` is local midnight (Leap starts a window at
+    midnight in its market), or None."""
+    found = zones_starting_at_midnight(instant, zones)
+    return found[0] if found else None
+
+
+def _is_midnight(instant: datetime, tz: ZoneInfo) -> bool:
+    try:
+        return instant.astimezone(tz).time() == time(0)
+    except (OverflowError, ValueError):
+        return False
 
 
 @dataclass(frozen=True, slots=True)
