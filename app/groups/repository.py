@@ -227,7 +227,7 @@ _COUNTS = text(
 _WINDOWS = text(
     """
     SELECT gm.meter_id, gm.market_group_id, gm.window_start, gm.first_day, gm.last_day,
-           gm.seq, g.name
+           gm.seq, g.name, g.time_zone
     FROM group_memberships gm
     LEFT JOIN market_groups g ON g.market_group_id = gm.market_group_id
     WHERE gm.meter_id = ANY(:meter_ids)
@@ -317,6 +317,7 @@ async def windows_for(
                 last_day=row.last_day,
                 seq=row.seq,
                 market_group_name=row.name,
+                time_zone=row.time_zone,
             )
         )
     return found
