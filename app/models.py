@@ -166,6 +166,12 @@ class Meter(Base):
         Index("ix_meters_load_zone_meter_id", "load_zone", "meter_id"),
         Index("ix_meters_enrollment_status_meter_id", "enrollment_status", "meter_id"),
         Index("ix_meters_archived_meter_id", "meter_id", postgresql_where=text("is_archived")),
+        # A roster reads each member's reference and archived flag from this index alone.
+        Index(
+            "ix_meters_roster",
+            "meter_id",
+            postgresql_include=["partner_reference", "is_archived"],
+        ),
         Index(
             "ix_meters_connection_references",
             "connection_references",
@@ -220,14 +226,28 @@ class GroupMembership(Base):
             "ix_group_memberships_group_meter",
             "market_group_id",
             "meter_id",
-            postgresql_include=["first_day", "last_day", "window_start", "seq"],
+            postgresql_include=[
+                "first_day",
+                "last_day",
+                "window_start",
+                "seq",
+                "window_end",
+                "source",
+            ],
         ),
         # "Which window wins for this meter on this day" is one probe per member.
         Index(
             "ix_group_memberships_meter_day",
             "meter_id",
             "first_day",
-            postgresql_include=["last_day", "window_start", "seq", "market_group_id"],
+            postgresql_include=[
+                "last_day",
+                "window_start",
+                "seq",
+                "market_group_id",
+                "window_end",
+                "source",
+            ],
         ),
     )
 

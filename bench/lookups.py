@@ -6,7 +6,9 @@ Loads N meters with SQL (a Leap record each; ids random-looking like Leap's, reg
 status independent of each other), their partner records and a 100k-member market
 group, then measures from one client in another process: meter by id, partner by
 reference, a filtered /v1/meters page, and the 100k roster.
-Goals: lookups p99 < 5 ms; roster < 300 ms.
+Also the group of one meter on a date (participation for one day) and the roster of a
+100k group whose members no meter row knows yet. `--fresh` skips ANALYZE, as on a new
+install. Goals: lookups p99 < 5 ms; roster < 300 ms.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import psycopg
 from bench.common import OPS_KEY, fresh_database, machine, serve, today
 
 GROUP = "406720c2-0175-4137-9ff1-1641702292d4"
+UNKNOWN_GROUP = "9e1d3b52-6a0c-4f8e-b2d7-51c4a8f0e633"
 REGIONS = ["CAISO", "ERCOT", "NYISO", "PJM", "ISONE", "SERC", "WECC_SW", "WECC_PC"]
 
 LOAD = [
@@ -55,13 +58,29 @@ LOAD = [
     INSERT INTO market_groups (market_group_id, name) VALUES (%(group)s, 'BENCH_GROUP')
     """,
     """
-    INSERT INTO group_memberships (market_group_id, window_start, window_end, source, meter_id, seq)
-    SELECT %(group)s, '2024-10-01T07:00:00Z', '2024-10-31T07:00:00Z', 'webhook',
-           md5(i::text)::uuid, 1
+    INSERT INTO market_groups (market_group_id, name, window_start, window_end, time_zone)
+    VALUES (%(unknown_group)s, 'UNKNOWN_MEMBERS', '2024-10-01T07:00:00Z',
+            '2024-11-01T07:00:00Z', 'America/Los_Angeles')
+    """,
+    # October's group as Leap sends it (ends when it becomes inactive, Nov 1), with the
+    # trade dates it covers as group.updated writes them.
+    """
+    INSERT INTO group_memberships (market_group_id, window_start, window_end, source, meter_id,
+                                   first_day, last_day, seq)
+    SELECT %(group)s, '2024-10-01T07:00:00Z', '2024-11-01T07:00:00Z', 'webhook',
+           md5(i::text)::uuid, '2024-10-01', '2024-10-31', 1
     FROM generate_series(1, 100000) AS i
     """,
-    "ANALYZE",
+    # A second group of 100k members no meter row knows yet (webhook-only mode).
+    """
+    INSERT INTO group_memberships (market_group_id, window_start, window_end, source, meter_id,
+                                   first_day, last_day, seq)
+    SELECT %(unknown_group)s, '2024-10-01T07:00:00Z', '2024-11-01T07:00:00Z', 'webhook',
+           md5('unknown' || i)::uuid, '2024-10-01', '2024-10-31', 2
+    FROM generate_series(1, 100000) AS i
+    """,
 ]
+ANALYZE = "ANALYZE"
 
 
 def meter_id(i: int) -> uuid.UUID:
@@ -90,13 +109,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--meters", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument(
+        "--fresh", action="store_true", help="never ANALYZE: tables as a new install has them"
+    )
     args = parser.parse_args()
     rng = random.Random(7)
     with fresh_database("bench_lookups") as url:
         started = time.perf_counter()
         with psycopg.connect(url.replace("+asyncpg", ""), autocommit=True) as conn:
-            for statement in LOAD:
-                conn.execute(statement, {"n": args.meters, "group": GROUP})
+            params = {"n": args.meters, "group": GROUP, "unknown_group": UNKNOWN_GROUP}
+            for statement in LOAD + ([] if args.fresh else [ANALYZE]):
+                conn.execute(statement, params)
         load_s = time.perf_counter() - started
         with serve(url) as service:
             client = httpx.Client(
@@ -117,18 +140,41 @@ def main() -> None:
                 )
                 for _ in range(min(args.requests, 500))
             ]
+            group_on_day = [
+                timed(
+                    client,
+                    f"/v1/meters/{meter_id(i)}/participation",
+                    **{"from": "2024-10-15", "to": "2024-10-15"},
+                )
+                for i in ids
+            ]
             roster = [
                 timed(client, f"/v1/groups/{GROUP}/meters", trade_date="2024-10-15", limit=100_000)
                 for _ in range(5)
             ]
-    print(f"{today()} | {machine()} | {args.meters} meters loaded in {load_s:.0f} s")
+            unknown_roster = [
+                timed(
+                    client,
+                    f"/v1/groups/{UNKNOWN_GROUP}/meters",
+                    trade_date="2024-10-15",
+                    limit=100_000,
+                )
+                for _ in range(5)
+            ]
+    state = "fresh tables, never analyzed" if args.fresh else "analyzed"
+    print(f"{today()} | {machine()} | {args.meters} meters loaded in {load_s:.0f} s ({state})")
     print(summary("meter by id", by_id))
     print(summary("partner by reference", by_ref))
     print(summary("filtered /v1/meters page", listing))
-    print(
-        f"  {'roster of 100k (one page)':<28} median {statistics.median(roster) * 1000:7.0f} ms"
-        f"   max {max(roster) * 1000:7.0f} ms"
-    )
+    print(summary("group of a meter on a date", group_on_day))
+    for name, samples in (
+        ("roster of 100k (one page)", roster),
+        ("roster, 100k unknown", unknown_roster),
+    ):
+        print(
+            f"  {name:<28} median {statistics.median(samples) * 1000:7.0f} ms"
+            f"   max {max(samples) * 1000:7.0f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,20 +27,20 @@ async def roster(
     trade_date: date | None,
     cursor: uuid.UUID | None,
     limit: int,
-) -> dict[str, Any]:
-    """The roster as RosterOut's JSON shape, built as plain data (it may hold 100k rows).
-    Without a trade date: today in the group's own market zone."""
+) -> bytes:
+    """The roster as RosterOut's JSON, assembled around the items PostgreSQL built (it may
+    hold 100k members). Without a trade date: today in the group's own market zone."""
     zone = await repository.group_zone(session, group_id)
     if zone is False:
         raise Problem(404, "no market group with this id")
     day = _checked(trade_date or current_trade_date(ZoneInfo(str(zone or "UTC"))))
-    rows = await repository.roster(session, group_id, day, after=cursor, limit=limit)
-    return {
-        "market_group_id": str(group_id),
-        "trade_date": day.isoformat(),
-        "items": [{"meter_id": str(m), "partner_reference": r} for m, r in rows],
-        "next_cursor": str(rows[-1][0]) if len(rows) == limit else None,
-    }
+    page = await repository.roster(session, group_id, day, after=cursor, limit=limit)
+    more = page.count == limit and page.last_meter_id is not None
+    next_cursor = f'"{page.last_meter_id}"' if more else "null"
+    return (
+        f'{{"market_group_id":"{group_id}","trade_date":"{day.isoformat()}",'
+        f'"items":{page.items_json},"next_cursor":{next_cursor}}}'
+    ).encode()
 
 
 async def group_counts(session: AsyncSession, trade_date: date | None) -> GroupsOut:

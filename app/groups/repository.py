@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -176,15 +177,30 @@ def _decides(day: str) -> str:
     return f"{_COVERS.format(day=day)} AND {_WINS.format(day=day)}"
 
 
+# One page of the roster, as the JSON array of its items, built by PostgreSQL: turning
+# 100k rows into Python objects and back into JSON cost more than the query itself. The
+# meter's reference and archived flag come from a covering index, one probe per member
+# (the fence keeps the planner from hashing the whole meters table instead).
 _ROSTER = text(
     f"""
-    SELECT c.meter_id, m.partner_reference
-    FROM group_memberships c
-    LEFT JOIN meters m ON m.meter_id = c.meter_id
-    WHERE c.market_group_id = :group_id AND c.meter_id > :after
-      AND m.is_archived IS NOT TRUE AND {_decides("CAST(:day AS date)")}
-    ORDER BY c.meter_id
-    LIMIT :limit
+    WITH page AS (
+        SELECT c.meter_id, m.partner_reference
+        FROM group_memberships c
+        LEFT JOIN LATERAL (
+            SELECT partner_reference, is_archived FROM meters
+            WHERE meters.meter_id = c.meter_id OFFSET 0
+        ) m ON true
+        WHERE c.market_group_id = :group_id AND c.meter_id > :after
+          AND m.is_archived IS NOT TRUE AND {_decides("CAST(:day AS date)")}
+        ORDER BY c.meter_id
+        LIMIT :limit
+    )
+    SELECT count(*) AS n,
+           (array_agg(meter_id ORDER BY meter_id DESC))[1] AS last_id,
+           COALESCE(json_agg(json_build_object('meter_id', meter_id,
+                                               'partner_reference', partner_reference)
+                             ORDER BY meter_id), '[]')::text AS items
+    FROM page
     """
 )
 
@@ -211,7 +227,7 @@ _COUNTS = text(
 _WINDOWS = text(
     """
     SELECT gm.meter_id, gm.market_group_id, gm.window_start, gm.first_day, gm.last_day,
-           gm.seq, g.name
+           gm.seq, g.name, g.time_zone
     FROM group_memberships gm
     LEFT JOIN market_groups g ON g.market_group_id = gm.market_group_id
     WHERE gm.meter_id = ANY(:meter_ids)
@@ -222,6 +238,13 @@ _WINDOWS = text(
 _NIL = uuid.UUID(int=0)
 
 
+@dataclass(frozen=True, slots=True)
+class RosterPage:
+    count: int
+    last_meter_id: uuid.UUID | None
+    items_json: str  # a JSON array of {"meter_id", "partner_reference"}
+
+
 async def roster(
     session: AsyncSession,
     group_id: uuid.UUID,
@@ -229,12 +252,25 @@ async def roster(
     *,
     after: uuid.UUID | None,
     limit: int,
+) -> RosterPage:
+    """Group `group_id` on trade date `day`, members in meter_id order after `after`."""
+    row = (
+        await session.execute(
+            _ROSTER, {"group_id": group_id, "day": day, "after": after or _NIL, "limit": limit}
+        )
+    ).one()
+    return RosterPage(row.n, row.last_id, row.items)
+
+
+async def roster_members(
+    session: AsyncSession, group_id: uuid.UUID, day: date
 ) -> list[tuple[uuid.UUID, str | None]]:
-    """Group `group_id` on trade date `day`: (meter_id, partner_reference) in id order."""
-    result = await session.execute(
-        _ROSTER, {"group_id": group_id, "day": day, "after": after or _NIL, "limit": limit}
-    )
-    return [(row.meter_id, row.partner_reference) for row in result]
+    """The whole roster as (meter_id, partner_reference) pairs, for comparisons."""
+    page = await roster(session, group_id, day, after=None, limit=10_000_000)
+    return [
+        (uuid.UUID(item["meter_id"]), item["partner_reference"])
+        for item in json.loads(page.items_json)
+    ]
 
 
 def in_group_on_day(group_id: uuid.UUID, day: date) -> TextClause:
@@ -281,6 +317,7 @@ async def windows_for(
                 last_day=row.last_day,
                 seq=row.seq,
                 market_group_name=row.name,
+                time_zone=row.time_zone,
             )
         )
     return found

@@ -8,26 +8,34 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.groups import repository
-from app.groups.trade_dates import covered_days, zone_starting_at_midnight
+from app.groups.trade_dates import covered_days, zones_starting_at_midnight
 from app.leap.events import GroupUpdated
+
+
+async def group_zone(session: AsyncSession, event: GroupUpdated, zones: Mapping[str, str]) -> str:
+    """The market zone a group's trade dates are read in.
+
+    Leap starts a group's window at midnight in its market, so the zone is the one in
+    which `start_date_time` is local midnight. Where several zones agree on that instant
+    (Los Angeles and Phoenix in summer), a known member's region decides; where none
+    does, a known member's region; else UTC.
+    """
+    candidates = zones_starting_at_midnight(event.start_date_time, zones.values())
+    if len(candidates) == 1:
+        return candidates[0]
+    region = await repository.a_member_region(session, event.meter_ids)
+    member_zone = zones.get(region) if region is not None else None
+    if member_zone is not None and (not candidates or member_zone in candidates):
+        return member_zone
+    return candidates[0] if candidates else "UTC"
 
 
 async def apply_group_updated(
     session: AsyncSession, event: GroupUpdated, zones: Mapping[str, str]
 ) -> None:
-    """Replace the group's window, zone and members (whatever source had put them there).
-
-    The group's trade dates are read in its market's zone: that of a member already known,
-    else the zone in which its window starts at local midnight (Leap starts a group's
-    window at midnight in its market), else UTC. Its end is exclusive: the instant the
-    group becomes inactive.
-    """
-    region = await repository.a_member_region(session, event.meter_ids)
-    zone = (
-        zones.get(region)
-        if region is not None and region in zones
-        else zone_starting_at_midnight(event.start_date_time, dict.fromkeys(zones.values()))
-    ) or "UTC"
+    """Replace the group's window, zone and members, whatever source had put them there.
+    Its end is exclusive: the instant the group becomes inactive (Leap's rule)."""
+    zone = await group_zone(session, event, zones)
     days = covered_days(
         event.start_date_time, event.end_date_time, ZoneInfo(zone), end_inclusive=False
     )

@@ -7,13 +7,14 @@ local time zone; Leap identifies it by the UTC instant that day starts at
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from app.clock import utc_now
+from app.markets import zone_for
 
 __all__ = [
     "MAX_TRADE_DATES",
@@ -25,7 +26,9 @@ __all__ = [
     "trade_date_range",
     "trade_date_start",
     "window_for",
+    "zone_of",
     "zone_starting_at_midnight",
+    "zones_starting_at_midnight",
 ]
 
 MAX_TRADE_DATES = 366
@@ -104,14 +107,23 @@ def covered_days(
     return first, last
 
 
+def zones_starting_at_midnight(instant: datetime, zones: Iterable[str]) -> list[str]:
+    """The zones among `zones` in which `instant` is local midnight, in their order."""
+    return [name for name in dict.fromkeys(zones) if _is_midnight(instant, ZoneInfo(name))]
+
+
 def zone_starting_at_midnight(instant: datetime, zones: Iterable[str]) -> str | None:
-    """The first of `zones` in which `instant` is local midnight (a group's window starts
-    at midnight in its market), or None."""
-    for name in zones:
-        local = instant.astimezone(ZoneInfo(name))
-        if local.time() == time(0):
-            return name
-    return None
+    """The first of `zones` in which `instant` is local midnight (Leap starts a window at
+    midnight in its market), or None."""
+    found = zones_starting_at_midnight(instant, zones)
+    return found[0] if found else None
+
+
+def _is_midnight(instant: datetime, tz: ZoneInfo) -> bool:
+    try:
+        return instant.astimezone(tz).time() == time(0)
+    except (OverflowError, ValueError):
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +137,7 @@ class MembershipWindow:
     last_day: date
     seq: int = 0
     market_group_name: str | None = None
+    time_zone: str | None = None  # the group's market zone, when known
 
     def covers(self, day: date) -> bool:
         return self.first_day <= day <= self.last_day
@@ -154,3 +167,15 @@ def check_trade_date(day: date) -> date:
             f"trade dates must be between {EARLIEST_TRADE_DATE} and {LATEST_TRADE_DATE}"
         )
     return day
+
+
+def zone_of(
+    region: str | None, windows: Iterable[MembershipWindow], zones: Mapping[str, str]
+) -> ZoneInfo:
+    """A meter's market zone: its region's; for a meter whose region is not known yet, the
+    zone of its latest group (by start), else UTC."""
+    if region is None:
+        for window in sorted(windows, key=lambda w: (w.start, w.seq), reverse=True):
+            if window.time_zone:
+                return ZoneInfo(window.time_zone)
+    return zone_for(region, zones)

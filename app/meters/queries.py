@@ -17,6 +17,7 @@ from app.groups.trade_dates import (
     current_trade_date,
     default_trade_dates,
     trade_date_range,
+    zone_of,
 )
 from app.markets import zone_for
 from app.meters import repository
@@ -42,8 +43,8 @@ async def _meter(session: AsyncSession, meter_id: uuid.UUID) -> Meter:
 
 async def get_meter(session: AsyncSession, settings: Settings, meter_id: uuid.UUID) -> MeterOut:
     meter = await _meter(session, meter_id)
-    tz = zone_for(meter.transmission_region, settings.market_timezones)
     windows = (await groups.windows_for(session, [meter_id]))[meter_id]
+    tz = zone_of(meter.transmission_region, windows, settings.market_timezones)
     return meter_out(meter, GroupOnDate.of(current_trade_date(tz), tz, windows), tz)
 
 
@@ -63,7 +64,8 @@ async def get_participation(
     last: date | None,
 ) -> ParticipationOut:
     meter = await _meter(session, meter_id)
-    tz = zone_for(meter.transmission_region, settings.market_timezones)
+    windows = (await groups.windows_for(session, [meter_id]))[meter_id]
+    tz = zone_of(meter.transmission_region, windows, settings.market_timezones)
     if first is None and last is None:
         days = default_trade_dates(tz)
     else:
@@ -72,7 +74,6 @@ async def get_participation(
             days = trade_date_range(check_trade_date(start), check_trade_date(last or start))
         except ValueError as exc:
             raise Problem(422, str(exc)) from None
-    windows = (await groups.windows_for(session, [meter_id]))[meter_id]
     return ParticipationOut(
         meter_id=meter_id,
         transmission_region=meter.transmission_region,

@@ -8,8 +8,7 @@ from app.clock import utc_now
 from app.config import Settings
 from app.groups import repository as groups
 from app.groups.schemas import GroupOnDate
-from app.groups.trade_dates import current_trade_date
-from app.markets import zone_for
+from app.groups.trade_dates import current_trade_date, zone_of
 from app.partners import repository
 from app.partners.schemas import PartnerHistoryItem, PartnerMeter, PartnerOut
 from app.problems import Problem
@@ -24,7 +23,7 @@ async def get_partner(session: AsyncSession, settings: Settings, reference: str)
     now = utc_now()
     attached = []
     for meter in meters:
-        tz = zone_for(meter.transmission_region, settings.market_timezones)
+        tz = zone_of(meter.transmission_region, windows[meter.meter_id], settings.market_timezones)
         attached.append(
             PartnerMeter(
                 meter_id=meter.meter_id,

@@ -63,13 +63,20 @@ def upgrade() -> None:
         "ix_group_memberships_group_meter",
         "group_memberships",
         ["market_group_id", "meter_id"],
-        postgresql_include=["first_day", "last_day", "window_start", "seq"],
+        postgresql_include=["first_day", "last_day", "window_start", "seq", "window_end", "source"],
     )
     op.create_index(
         "ix_group_memberships_meter_day",
         "group_memberships",
         ["meter_id", "first_day"],
-        postgresql_include=["last_day", "window_start", "seq", "market_group_id"],
+        postgresql_include=[
+            "last_day",
+            "window_start",
+            "seq",
+            "market_group_id",
+            "window_end",
+            "source",
+        ],
     )
 
     op.add_column("market_groups", sa.Column("window_start", sa.DateTime(timezone=True)))
@@ -93,6 +100,12 @@ def upgrade() -> None:
         """
     )
     op.create_index(
+        "ix_meters_roster",
+        "meters",
+        ["meter_id"],
+        postgresql_include=["partner_reference", "is_archived"],
+    )
+    op.create_index(
         "ix_meters_connection_references",
         "meters",
         ["connection_references"],
@@ -102,6 +115,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_meters_connection_references", table_name="meters")
+    op.drop_index("ix_meters_roster", table_name="meters")
     op.drop_column("meters", "connection_references")
     op.drop_column("partners", "authorization_completed_at")
     op.drop_column("market_groups", "time_zone")

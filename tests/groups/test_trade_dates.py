@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
-from uuid import UUID, uuid4
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from app.groups.trade_dates import (
     MembershipWindow,
+    covered_days,
     current_trade_date,
     default_trade_dates,
     trade_date_of,
     trade_date_range,
     trade_date_start,
     window_for,
+    zone_starting_at_midnight,
 )
 from app.markets import DEFAULT_MARKET_TIMEZONES, parse_market_timezones, zone_for
 
@@ -245,6 +247,54 @@ def test_trade_date_range_limit() -> None:
         trade_date_range(date(2024, 1, 1), date(2025, 1, 1))
 
 
+# --- covered days: Leap's two window ends -------------------------------------------------
+
+NY = ZoneInfo("America/New_York")
+
+
+def test_group_end_is_exclusive_may_example() -> None:
+    # Leap's example: a May group, 2024-05-01T04:00Z to 2024-06-01T04:00Z, "the date when
+    # this market group will become inactive": May 1 to May 31, not June 1.
+    first, last = covered_days(utc(2024, 5, 1, 4), utc(2024, 6, 1, 4), NY, end_inclusive=False)
+    assert (first, last) == (date(2024, 5, 1), date(2024, 5, 31))
+
+
+def test_delivery_period_end_is_its_last_day_october_example() -> None:
+    # Leap writes October's delivery period as ending 2024-10-31T07:00Z (Pacific): the
+    # start of its last day, which is covered.
+    first, last = covered_days(utc(2024, 10, 1, 7), utc(2024, 10, 31, 7), LA, end_inclusive=True)
+    assert (first, last) == (date(2024, 10, 1), date(2024, 10, 31))
+
+
+def test_window_starting_after_midnight_covers_from_the_next_day() -> None:
+    # A day is covered when its start is inside the window.
+    first, last = covered_days(utc(2024, 6, 1, 12), utc(2024, 6, 3, 7), LA, end_inclusive=False)
+    assert (first, last) == (date(2024, 6, 2), date(2024, 6, 2))
+
+
+def test_empty_window_covers_nothing() -> None:
+    first, last = covered_days(utc(2024, 6, 1, 7), utc(2024, 6, 1, 7), LA, end_inclusive=False)
+    assert first > last
+
+
+def test_covered_days_never_overflow_at_the_edges() -> None:
+    first, last = covered_days(
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, tzinfo=UTC),
+        LA,
+        end_inclusive=True,
+    )
+    assert first <= date(1, 1, 2)
+    assert last >= date(9999, 12, 30)
+
+
+def test_zone_starting_at_midnight_finds_the_market() -> None:
+    zones = ["America/Los_Angeles", "America/Chicago", "America/New_York"]
+    assert zone_starting_at_midnight(utc(2024, 5, 1, 4), zones) == "America/New_York"
+    assert zone_starting_at_midnight(utc(2024, 10, 1, 7), zones) == "America/Los_Angeles"
+    assert zone_starting_at_midnight(utc(2024, 10, 1, 9), zones) is None
+
+
 # --- membership windows -------------------------------------------------------------------
 
 MAY = UUID("00000000-0000-0000-0000-000000000005")
@@ -252,80 +302,67 @@ JUNE = UUID("00000000-0000-0000-0000-000000000006")
 
 
 def month_window(group: UUID, first: date, last: date, seq: int = 0) -> MembershipWindow:
-    # As Leap writes them: start of the first day to start of the last day.
     return MembershipWindow(
         market_group_id=group,
         start=trade_date_start(first, LA),
-        end=trade_date_start(last, LA),
+        first_day=first,
+        last_day=last,
         seq=seq,
     )
 
 
-def test_inclusive_end_covers_last_day() -> None:
+def test_window_covers_its_days_only() -> None:
     october = month_window(JUNE, date(2024, 10, 1), date(2024, 10, 31))
-    assert october.end == utc(2024, 10, 31, 7)
-    assert window_for([october], trade_date_start(date(2024, 10, 31), LA)) is october
-    assert window_for([october], trade_date_start(date(2024, 11, 1), LA)) is None
-    assert window_for([october], trade_date_start(date(2024, 9, 30), LA)) is None
+    assert window_for([october], date(2024, 10, 31)) is october
+    assert window_for([october], date(2024, 11, 1)) is None
+    assert window_for([october], date(2024, 9, 30)) is None
 
 
-def test_latest_start_wins_on_shared_boundary() -> None:
-    # May's window runs to June 1's start, overlapping June's first instant.
+def test_latest_start_wins_where_windows_overlap() -> None:
+    # An enrollment period ending on June 1 (its last day) overlaps June's group.
     may = month_window(MAY, date(2024, 5, 1), date(2024, 6, 1))
     june = month_window(JUNE, date(2024, 6, 1), date(2024, 6, 30))
     for windows in ([may, june], [june, may]):
-        assert window_for(windows, trade_date_start(date(2024, 5, 31), LA)) is may
-        assert window_for(windows, trade_date_start(date(2024, 6, 1), LA)) is june
-        assert window_for(windows, trade_date_start(date(2024, 6, 2), LA)) is june
+        assert window_for(windows, date(2024, 5, 31)) is may
+        assert window_for(windows, date(2024, 6, 1)) is june
+        assert window_for(windows, date(2024, 6, 2)) is june
 
 
 def test_latest_start_beats_higher_seq() -> None:
     long = month_window(MAY, date(2024, 1, 1), date(2024, 12, 31), seq=9)
     short = month_window(JUNE, date(2024, 6, 1), date(2024, 6, 30), seq=1)
-    assert window_for([long, short], trade_date_start(date(2024, 6, 15), LA)) is short
-    assert window_for([long, short], trade_date_start(date(2024, 7, 1), LA)) is long
+    assert window_for([long, short], date(2024, 6, 15)) is short
+    assert window_for([long, short], date(2024, 7, 1)) is long
 
 
 def test_equal_start_higher_seq_wins() -> None:
     first = month_window(MAY, date(2024, 6, 1), date(2024, 6, 30), seq=1)
     second = month_window(JUNE, date(2024, 6, 1), date(2024, 6, 30), seq=2)
-    day = trade_date_start(date(2024, 6, 10), LA)
-    assert window_for([first, second], day) is second
-    assert window_for([second, first], day) is second
+    assert window_for([first, second], date(2024, 6, 10)) is second
+    assert window_for([second, first], date(2024, 6, 10)) is second
 
 
 def test_equal_start_and_seq_later_in_input_wins() -> None:
     a = month_window(MAY, date(2024, 6, 1), date(2024, 6, 30))
     b = month_window(JUNE, date(2024, 6, 1), date(2024, 6, 30))
-    day = trade_date_start(date(2024, 6, 10), LA)
-    assert window_for([a, b], day) is b
-    assert window_for([b, a], day) is a
+    assert window_for([a, b], date(2024, 6, 10)) is b
+    assert window_for([b, a], date(2024, 6, 10)) is a
 
 
 def test_no_window_is_none() -> None:
-    assert window_for([], utc(2024, 6, 1, 7)) is None
+    assert window_for([], date(2024, 6, 1)) is None
     may = month_window(MAY, date(2024, 5, 1), date(2024, 5, 31))
-    assert window_for([may], trade_date_start(date(2024, 7, 1), LA)) is None
+    assert window_for([may], date(2024, 7, 1)) is None
 
 
 def test_window_for_accepts_any_iterable() -> None:
     june = month_window(JUNE, date(2024, 6, 1), date(2024, 6, 30))
-    assert window_for(iter([june]), utc(2024, 6, 5, 7)) is june
+    assert window_for(iter([june]), date(2024, 6, 5)) is june
 
 
-def test_window_comparison_is_by_instant_not_wall_clock() -> None:
-    # Same instant written in Pacific time and in UTC.
-    start = datetime(2024, 6, 1, 0, 0, tzinfo=LA)
-    window = MembershipWindow(uuid4(), start=start, end=start, market_group_name="June")
-    assert window_for([window], utc(2024, 6, 1, 7)) is window
-    assert window_for([window], utc(2024, 6, 1, 0)) is None
-
-
-def test_window_requires_aware_datetimes() -> None:
+def test_covered_days_require_aware_datetimes() -> None:
     with pytest.raises(ValueError, match="start must be timezone-aware"):
-        MembershipWindow(uuid4(), start=datetime(2024, 6, 1), end=utc(2024, 6, 30))
-    with pytest.raises(ValueError, match="day_start must be timezone-aware"):
-        window_for([], datetime(2024, 6, 1))
+        covered_days(datetime(2024, 6, 1), utc(2024, 6, 30), LA, end_inclusive=True)
 
 
 # --- parse_market_timezones ---------------------------------------------------------------

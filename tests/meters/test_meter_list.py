@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -19,9 +18,10 @@ from tests.support.http import deliver, read_auth
 PROBLEM = "application/problem+json"
 G1 = "10000000-0000-0000-0000-000000000001"
 G2 = "20000000-0000-0000-0000-000000000002"
-OCTOBER = ("2024-10-01T07:00:00Z", "2024-10-31T07:00:00Z")
-# Starts at midnight in Los Angeles: the 15th's start in CAISO, but not in ERCOT (05:00Z).
-LATE_OCTOBER = ("2024-10-15T07:00:00Z", "2024-10-31T07:00:00Z")
+# A group's window ends when it becomes inactive (Leap's rule): November 1, exclusive.
+OCTOBER = ("2024-10-01T07:00:00Z", "2024-11-01T07:00:00Z")
+# Starts at midnight in Los Angeles: the group's days are read in that zone.
+LATE_OCTOBER = ("2024-10-15T07:00:00Z", "2024-11-01T07:00:00Z")
 UNKNOWN_METER = "ffffffff-0000-0000-0000-000000000000"
 
 
@@ -223,21 +223,21 @@ async def test_group_filter_follows_roster_rules(
     assert listed == [m for m in roster if m != UNKNOWN_METER]
 
 
-async def test_group_filter_uses_each_meters_zone_and_latest_start(
+async def test_group_filter_follows_group_window_and_latest_start(
     client: httpx.AsyncClient, inventory: list[M]
 ) -> None:
-    # On the 15th, G2's window has begun in Los Angeles (meter 4, CAISO) but not yet in
-    # Chicago (meter 5, ERCOT): 5 stays in G1 until the 16th.
+    # G2's window starts at midnight in Los Angeles on the 15th: from that trade date its
+    # later start wins for meters 4-7, whatever their own region.
+    assert await _ids(client, market_group_id=G1, trade_date="2024-10-14") == ALL_IDS[:6]
     on_15th = {"trade_date": "2024-10-15"}
-    assert await _ids(client, market_group_id=G1, **on_15th) == [*ALL_IDS[:4], ALL_IDS[5]]
-    # Meter 6 (PJM, New York) is not in G2 before the 16th either.
-    assert await _ids(client, market_group_id=G2, **on_15th) == [ALL_IDS[4], ALL_IDS[7]]
+    assert await _ids(client, market_group_id=G1, **on_15th) == ALL_IDS[:4]
+    assert await _ids(client, market_group_id=G2, **on_15th) == ALL_IDS[4:8]
     on_16th = {"trade_date": "2024-10-16"}
     assert await _ids(client, market_group_id=G1, **on_16th) == ALL_IDS[:4]
     assert await _ids(client, market_group_id=G2, **on_16th) == ALL_IDS[4:8]
     # Archived meters are members too, unless asked otherwise (the roster leaves them out).
     assert await _ids(client, market_group_id=G2, is_archived="true", **on_16th) == [ALL_IDS[7]]
-    # Inclusive end: Oct 31 is in; Nov 1 is not.
+    # The group becomes inactive on Nov 1: Oct 31 is in, Nov 1 is not.
     assert await _ids(client, market_group_id=G1, trade_date="2024-10-31") == ALL_IDS[:4]
     assert await _ids(client, market_group_id=G1, trade_date="2024-11-01") == []
 
@@ -420,7 +420,7 @@ async def _groups(client: httpx.AsyncClient, **params: Any) -> dict[str, Any]:
     [
         ("2024-09-30", None, None),
         ("2024-10-02", 7, None),  # six known meters and one not yet known
-        ("2024-10-15", 6, 1),  # meter 4 (CAISO) moved; 5 (ERCOT) not yet; 7 is archived
+        ("2024-10-15", 5, 3),  # meters 4-6 moved to G2 (7 is archived)
         ("2024-10-16", 5, 3),
         ("2024-10-31", 5, 3),
         ("2024-11-01", None, None),
@@ -440,11 +440,13 @@ async def test_group_counts_follow_roster_rules(
     assert names == {g: name for g, name in ((G1, "G1"), (G2, "G2")) if g in expected}
 
 
-async def test_group_counts_default_to_today_in_utc(
+async def test_group_counts_default_to_today_in_each_groups_zone(
     client: httpx.AsyncClient, inventory: list[M]
 ) -> None:
+    # Without a date each group is counted on today in its own zone: October 2024's
+    # groups have no member today.
     body = await _groups(client)
-    assert body["trade_date"] == datetime.now(UTC).date().isoformat()
+    assert body["trade_date"] is None
     assert body["items"] == []
 
 
@@ -458,9 +460,10 @@ async def test_group_counts_follow_archiving_and_new_rosters(
     )
     await _send(client, events.group_updated(ALL_IDS[:2], G2, "G2 renamed", *LATE_OCTOBER))
     body = await _groups(client, trade_date="2024-10-20")
+    day = {"time_zone": "America/Los_Angeles", "trade_date": "2024-10-20"}
     assert body["items"] == [
-        {"market_group_id": G1, "market_group_name": "G1", "meter_count": 5},
-        {"market_group_id": G2, "market_group_name": "G2 renamed", "meter_count": 1},
+        {"market_group_id": G1, "market_group_name": "G1", **day, "meter_count": 5},
+        {"market_group_id": G2, "market_group_name": "G2 renamed", **day, "meter_count": 1},
     ]
 
 

@@ -350,15 +350,18 @@ async def test_auth_errors_are_not_retried(status: int) -> None:
     assert rec.sleeps == []
 
 
-async def test_404_is_none_on_reads_and_an_error_on_search() -> None:
+async def test_404_is_none_on_reads_and_an_empty_last_page_on_search() -> None:
+    # Leap answers a search that finds nothing with 404 "Meter not found".
     rec = Recorder()
     not_found = {"title": "Meter not found", "status": 404, "details": {"meter_id": METER_ID}}
-    handler, _ = scripted(*[httpx.Response(404, json=not_found) for _ in range(3)])
+    handler, _ = scripted(*[httpx.Response(404, json=not_found) for _ in range(4)])
     async with mock_client(handler, rec) as leap:
         assert await leap.get_meter(METER_ID) is None
         assert await leap.get_enrollment(METER_ID) is None
-        with pytest.raises(LeapRequestError):
-            await leap.search_meters()
+        meters = await leap.search_meters()
+        assert (meters.meters, meters.next_page_token) == ([], None)
+        enrollments = await leap.search_enrollments()
+        assert (enrollments.meters, enrollments.next_page_token) == ([], None)
     assert rec.sleeps == []
 
 

@@ -183,9 +183,9 @@ async def test_group_updated_replaces_roster_for_its_window(
     ).json()
     assert sorted(m["meter_id"] for m in roster["items"]) == sorted([b, c])
     assert {m["partner_reference"] for m in roster["items"]} == {f"site-{b[:8]}", f"site-{c[:8]}"}
-    # Another window of the same group is left alone.
+    # A group has one window: an event with other dates replaces the old window too.
     await send(
-        client, events.group_updated([a], start="2024-11-01T07:00:00Z", end="2024-11-30T08:00:00Z")
+        client, events.group_updated([a], start="2024-11-01T07:00:00Z", end="2024-12-01T08:00:00Z")
     )
     october = (
         await client.get(f"/v1/groups/{GROUP}/meters?trade_date=2024-10-15", headers=read_auth())
@@ -193,7 +193,7 @@ async def test_group_updated_replaces_roster_for_its_window(
     november = (
         await client.get(f"/v1/groups/{GROUP}/meters?trade_date=2024-11-15", headers=read_auth())
     ).json()
-    assert sorted(m["meter_id"] for m in october["items"]) == sorted([b, c])
+    assert october["items"] == []
     assert [m["meter_id"] for m in november["items"]] == [a]
     assert await scalar(engine, "SELECT name FROM market_groups") == "PGSB_1_PDRP68"
 
@@ -209,7 +209,7 @@ async def test_roster_and_participation_follow_trade_date_rules(client: httpx.As
     )
     await send(
         client,
-        events.group_updated([METER], june, "JUNE", "2024-06-01T07:00:00Z", "2024-06-30T07:00:00Z"),
+        events.group_updated([METER], june, "JUNE", "2024-06-01T07:00:00Z", "2024-07-01T07:00:00Z"),
     )
     part = (
         await client.get(
@@ -222,7 +222,8 @@ async def test_roster_and_participation_follow_trade_date_rules(client: httpx.As
     assert by_day["2024-05-31"]["market_group_name"] == "MAY"
     assert by_day["2024-06-01"]["market_group_name"] == "JUNE"
     assert by_day["2024-06-01"]["trade_date_start"] == "2024-06-01T07:00:00Z"
-    assert by_day["2024-06-30"]["market_group_name"] == "JUNE"  # inclusive end
+    assert by_day["2024-06-30"]["market_group_name"] == "JUNE"
+    # The group's end is when it becomes inactive: July 1 is not June's.
     assert by_day["2024-07-01"]["market_group_id"] is None
     june1_may = (
         await client.get(f"/v1/groups/{may}/meters?trade_date=2024-06-01", headers=read_auth())
