@@ -15,6 +15,9 @@ from starlette.routing import Route
 from app import problems
 from app.config import Settings, load_settings
 from app.db import create_engine, create_raw_pool, session_factory
+from app.dispatch.endpoints import router as dispatch_router
+from app.dispatch.receiver import receive_dispatch
+from app.dispatch.receiver import router as dispatch_receiver_router
 from app.groups.endpoints import router as groups_router
 from app.health import router as health_router
 from app.logs import RequestIdMiddleware
@@ -41,6 +44,7 @@ TAGS = [
     {"name": "meters", "description": "Meters, their enrollment and participation."},
     {"name": "groups", "description": "Market-group rosters per trade date."},
     {"name": "partners", "description": "Partner records by partner_reference."},
+    {"name": "dispatch", "description": "Leap's dispatches: who must act, when, and drift."},
     {"name": "sync", "description": "Reconciliation with Leap's API."},
     {"name": "ops", "description": "Event log and operations (scope `ops`)."},
     {"name": "webhooks", "description": "Leap's webhook deliveries."},
@@ -109,9 +113,11 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
     keep_example_nulls(app)
     routers = (
         webhooks_router,
+        dispatch_receiver_router,
         meters_router,
         partners_router,
         groups_router,
+        dispatch_router,
         sync_router,
         health_router,
         metrics_router,
@@ -122,5 +128,8 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
     # per-request dependency machinery it does not use (measured: ~15% of its CPU). The
     # FastAPI route above stays only so the operation is documented in OpenAPI.
     app.router.routes.insert(0, Route("/webhooks/leap", receive_webhook, methods=["POST"]))
+    app.router.routes.insert(
+        0, Route("/webhooks/leap/dispatch", receive_dispatch, methods=["POST"])
+    )
     app.add_middleware(RequestIdMiddleware)
     return app

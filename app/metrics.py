@@ -94,6 +94,14 @@ SYNC_SECONDS = Histogram(
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200),
 )
 
+DISPATCH_DRIFT = Counter(
+    "meter_sync_dispatch_drift",
+    "Group dispatch timeslots whose meter list differed from the local roster of that group "
+    "on that trade date.",
+)
+# Dispatch notifications are counted under their own types, not `other`.
+_DISPATCH_TYPES = frozenset({"dispatch.meter", "dispatch.group"})
+
 REFUSALS = ("unauthorized", "invalid", "too_large", "unavailable")
 _deliveries: dict[tuple[str, str], Any] = {}
 _receive_seconds = WEBHOOK_SECONDS.observe
@@ -117,8 +125,8 @@ _init_children()
 
 def observe_delivery(event_type: str, outcome: str, seconds: float) -> None:
     """One receiver answer: the hot path's whole metrics cost."""
-    if event_type not in KNOWN_EVENT_TYPES and event_type != "unknown":
-        event_type = "other"
+    if event_type not in KNOWN_EVENT_TYPES and event_type not in _DISPATCH_TYPES:
+        event_type = "other" if event_type != "unknown" else event_type
     child = _deliveries.get((event_type, outcome))
     if child is None:
         child = _deliveries[(event_type, outcome)] = WEBHOOK_DELIVERIES.labels(event_type, outcome)
@@ -126,6 +134,11 @@ def observe_delivery(event_type: str, outcome: str, seconds: float) -> None:
     _receive_seconds(seconds)
     if outcome == "failed":
         APPLY_FAILURES.labels("receiver").inc()
+
+
+def dispatch_drift(size: int) -> None:
+    """One timeslot found drifting (its size is read from the database at scrape time)."""
+    DISPATCH_DRIFT.inc()
 
 
 def apply_failed(source: str) -> None:
@@ -208,6 +221,13 @@ _LAST_WEBHOOK = text(
     ) latest
     """
 )
+# The latest drift check's size (0 when the last group dispatch matched our roster).
+_LAST_DRIFT = text(
+    """
+    SELECT leap_only_count + local_only_count FROM dispatch_drifts
+    ORDER BY checked_at DESC LIMIT 1
+    """
+)
 _METERS = text(
     """
     SELECT COALESCE(enrollment_status, 'none') AS status, count(*) AS n
@@ -266,6 +286,7 @@ class DatabaseGauges:
             last_webhook = (await conn.execute(_LAST_WEBHOOK)).scalar()
             meters = (await conn.execute(_METERS)).all()
             last_sync = (await conn.execute(_LAST_SYNC)).all()
+            last_drift = (await conn.execute(_LAST_DRIFT)).scalar()
             await conn.rollback()
         out: list[Metric] = []
 
@@ -310,6 +331,12 @@ class DatabaseGauges:
         for row in last_sync:
             sync_age.add_metric([row.mode], float(row.age))
         out.append(sync_age)
+        gauge(
+            "meter_sync_dispatch_drift_meters",
+            "Meters in the latest group dispatch drift check's difference (Leap-only plus "
+            "local-only); 0 when it matched or before any check.",
+            float(last_drift or 0),
+        )
         return out
 
 

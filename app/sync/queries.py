@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.dispatch.queries import status as dispatch_status
 from app.models import Job, SyncRun, WebhookEvent
 from app.sync.runs import last_run
 from app.sync.schemas import RunOut, SyncStatus
@@ -50,6 +51,7 @@ async def status(session: AsyncSession, settings: Settings) -> SyncStatus:
         queued_jobs=int(queued or 0),
         failed_events=int(counts.get("failed", 0)),
         dead_events=int(counts.get("dead", 0)),
+        dispatch=await dispatch_status(session),
     )
 
 

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from app.dispatch.schemas import DispatchStatus
+
 
 class RunOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -43,3 +45,4 @@ class SyncStatus(BaseModel):
     queued_jobs: int
     failed_events: int
     dead_events: int
+    dispatch: DispatchStatus

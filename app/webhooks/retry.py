@@ -14,6 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import metrics
+from app.dispatch.service import reapply_stored as reapply_dispatch
+from app.leap.dispatch import DISPATCH_EVENT_TYPES
 from app.models import WebhookEvent
 from app.webhooks import parsing
 from app.webhooks.schemas import EVENT_ADAPTER, KNOWN_EVENT_TYPES, read_envelope, utc_now
@@ -31,13 +33,18 @@ async def reapply(session: AsyncSession, event: WebhookEvent, *, refresh: bool) 
     try:
         if event.body is None:
             raise ValueError("the body was pruned by retention")
-        envelope = read_envelope(parsing.decode(event.body))
-        if envelope.event_type not in KNOWN_EVENT_TYPES:
-            event.status = "ignored"
-            return True
-        payload = EVENT_ADAPTER.validate_python(envelope.payload)
-        async with session.begin_nested():
-            await apply(session, payload, event.webhook_event_id, refresh=refresh)
+        if event.event_type in DISPATCH_EVENT_TYPES:
+            await reapply_dispatch(
+                session, event.event_type, event.body, event.webhook_event_id, refresh=refresh
+            )
+        else:
+            envelope = read_envelope(parsing.decode(event.body))
+            if envelope.event_type not in KNOWN_EVENT_TYPES:
+                event.status = "ignored"
+                return True
+            payload = EVENT_ADAPTER.validate_python(envelope.payload)
+            async with session.begin_nested():
+                await apply(session, payload, event.webhook_event_id, refresh=refresh)
     except (ValueError, ValidationError, parsing.BadBody) as exc:
         event.status, event.error, event.next_attempt_at = "dead", storable_text(str(exc)), None
         return False

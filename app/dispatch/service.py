@@ -1,0 +1,314 @@
+"""What a dispatch notification does: upsert its timeslots, check each group timeslot's
+meter list against our roster of that group on its trade date, queue refreshes.
+
+The caller owns the transaction; drift is reported (log line, metrics) by the caller
+once the transaction committed, so a rolled-back apply reports nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import metrics
+from app.dispatch import repository as repo
+from app.dispatch.repository import DispatchRow
+from app.groups import repository as groups
+from app.groups.trade_dates import DEFAULT_MARKET_TIMEZONES, trade_date_start, zone_for
+from app.leap.dispatch import (
+    DispatchNotification,
+    DispatchTimeslot,
+    GroupDispatchNotification,
+    GroupDispatchTimeslot,
+    MeterDispatchNotification,
+    MeterDispatchTimeslot,
+    WebhookMarketGroupDispatchEvent,
+    parse_notification,
+)
+from app.webhooks import parsing
+
+log = logging.getLogger("meter_sync.dispatch")
+
+# The whole roster is read for a drift check; no group is near this size.
+_ROSTER_LIMIT = 10_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    dispatch_event_id: uuid.UUID
+    market_group_id: uuid.UUID
+    trade_date: date
+    leap_only: list[uuid.UUID]
+    local_only: list[uuid.UUID]
+
+    @property
+    def size(self) -> int:
+        return len(self.leap_only) + len(self.local_only)
+
+
+@dataclass(slots=True)
+class Applied:
+    """What one notification did: timeslots written and drift found."""
+
+    dispatch_ids: dict[uuid.UUID, int] = field(default_factory=dict)
+    drifts: list[Drift] = field(default_factory=list)
+
+
+def implied_zone(window_start: datetime, zones: Mapping[str, str]) -> ZoneInfo | None:
+    """The market zone in which a group window starts at local midnight, if any."""
+    for name in dict.fromkeys(zones.values()):
+        tz = ZoneInfo(name)
+        local = window_start.astimezone(tz)
+        if (local.hour, local.minute, local.second) == (0, 0, 0):
+            return tz
+    return None
+
+
+def _row(
+    slot: DispatchTimeslot,
+    *,
+    kind: str,
+    event_id: uuid.UUID,
+    test: bool,
+    communication: bool,
+    group_id: uuid.UUID | None,
+    set_id: int,
+    tz: ZoneInfo,
+    source: str,
+    webhook_event_id: uuid.UUID | None,
+) -> DispatchRow:
+    day = slot.start_time.astimezone(tz).date()
+    return DispatchRow(
+        kind=kind,
+        dispatch_event_id=event_id,
+        integration_test=test,
+        market_group_id=group_id,
+        meter_set_id=set_id,
+        start_time=slot.start_time,
+        end_time=slot.end_time,
+        trade_date=day,
+        trade_date_start=trade_date_start(day, tz),
+        energy_kw=slot.energy_kw,
+        nomination_kw=slot.nomination_kw,
+        cancelled=slot.cancelled,
+        programs=list(dict.fromkeys(slot.programs)),
+        priority=slot.priority,
+        is_voluntary=slot.is_voluntary,
+        performance_compensation_cap=slot.performance_compensation_cap,
+        dispatch_event_types=list(dict.fromkeys(slot.dispatch_event_types)),
+        communication_test=communication or slot.is_communication,
+        source=source,
+        webhook_event_id=webhook_event_id,
+    )
+
+
+async def _group_zone(
+    session: AsyncSession, group: WebhookMarketGroupDispatchEvent, zones: Mapping[str, str]
+) -> ZoneInfo:
+    region = await repo.group_region(session, group.market_group_id, group.meter_ids)
+    if region is not None:
+        return zone_for(region, zones)
+    start = await repo.group_window_start(session, group.market_group_id)
+    implied = implied_zone(start, zones) if start is not None else None
+    return implied or ZoneInfo("UTC")
+
+
+async def _apply_group(
+    session: AsyncSession,
+    note: GroupDispatchNotification,
+    *,
+    zones: Mapping[str, str],
+    source: str,
+    webhook_event_id: uuid.UUID | None,
+    refresh: bool,
+) -> Applied:
+    applied = Applied()
+    test = note.integration_test_notification
+    for group in note.group_dispatches:
+        listed = sorted(set(group.meter_ids))
+        set_id = await repo.group_meter_set(session, listed)
+        tz = await _group_zone(session, group, zones)
+        # The last timeslot of a body wins when Leap repeats an id inside one body.
+        slots: dict[uuid.UUID, GroupDispatchTimeslot] = {
+            s.market_group_event_id: s for s in group.timeslots
+        }
+        keys = [("group", event_id, test) for event_id in slots]
+        before = await repo.lock_existing(session, keys)
+        rows = [
+            _row(
+                slot,
+                kind="group",
+                event_id=event_id,
+                test=test,
+                communication=note.communication_test,
+                group_id=group.market_group_id,
+                set_id=set_id,
+                tz=tz,
+                source=source,
+                webhook_event_id=webhook_event_id,
+            )
+            for event_id, slot in slots.items()
+        ]
+        stored = await repo.upsert_dispatches(session, rows)
+        ids = {event_id: x.id for event_id, x in stored.items()}
+        applied.dispatch_ids.update(ids)
+        await repo.drop_unused_sets(
+            session, {e.meter_set_id for e in before.values() if e.meter_set_id != set_id}
+        )
+        if test:
+            continue  # a test notification never raises a drift alarm
+        applied.drifts += await _check_drift(
+            session, group.market_group_id, listed, rows, ids, zones
+        )
+    if refresh:
+        concerned = {m for d in applied.drifts for m in (*d.leap_only, *d.local_only)}
+        await repo.queue_refreshes(session, list(concerned))
+    return applied
+
+
+async def _check_drift(
+    session: AsyncSession,
+    group_id: uuid.UUID,
+    listed: list[uuid.UUID],
+    rows: list[DispatchRow],
+    ids: dict[uuid.UUID, int],
+    zones: Mapping[str, str],
+) -> list[Drift]:
+    """Leap's list vs our roster of the group on each timeslot's trade date."""
+    listed_set = set(listed)
+    by_day: dict[date, tuple[list[uuid.UUID], list[uuid.UUID]]] = {}
+    drifts: list[Drift] = []
+    for row in rows:
+        if row.cancelled:
+            continue
+        if row.trade_date not in by_day:
+            # The roster code decides membership: its rules are the service's rules.
+            members = await groups.roster(
+                session, group_id, row.trade_date, zones, after=None, limit=_ROSTER_LIMIT
+            )
+            local = {meter_id for meter_id, _ in members}
+            by_day[row.trade_date] = (sorted(listed_set - local), sorted(local - listed_set))
+        leap_only, local_only = by_day[row.trade_date]
+        await repo.record_drift(
+            session, ids[row.dispatch_event_id], group_id, row.trade_date, leap_only, local_only
+        )
+        if leap_only or local_only:
+            drifts.append(
+                Drift(row.dispatch_event_id, group_id, row.trade_date, leap_only, local_only)
+            )
+    return drifts
+
+
+async def _apply_meter(
+    session: AsyncSession,
+    note: MeterDispatchNotification,
+    *,
+    zones: Mapping[str, str],
+    source: str,
+    webhook_event_id: uuid.UUID | None,
+) -> Applied:
+    test = note.integration_test_notification
+    regions = await repo.meter_regions(session, [d.meter_id for d in note.meter_dispatches])
+    # One meter_event_id may name several meters: they are all that dispatch's meters.
+    slots: dict[uuid.UUID, tuple[MeterDispatchTimeslot, ZoneInfo]] = {}
+    meters: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for dispatch in note.meter_dispatches:
+        tz = zone_for(regions.get(dispatch.meter_id), zones)
+        for slot in dispatch.timeslots:
+            slots[slot.meter_event_id] = (slot, tz)
+            meters.setdefault(slot.meter_event_id, []).append(dispatch.meter_id)
+    before = await repo.lock_existing(session, [("meter", e, test) for e in slots])
+    missing = [e for e in slots if ("meter", e, test) not in before]
+    set_ids = {key[1]: found.meter_set_id for key, found in before.items()}
+    new_sets = await repo.new_own_sets(session, len(missing))
+    set_ids.update(zip(missing, new_sets, strict=True))
+    rows = [
+        _row(
+            slot,
+            kind="meter",
+            event_id=event_id,
+            test=test,
+            communication=note.communication_test,
+            group_id=None,
+            set_id=set_ids[event_id],
+            tz=tz,
+            source=source,
+            webhook_event_id=webhook_event_id,
+        )
+        for event_id, (slot, tz) in slots.items()
+    ]
+    stored = await repo.upsert_dispatches(session, rows)
+    # A concurrent first delivery may have won the insert: the stored row's list is used.
+    pairs = [
+        (stored[event_id].meter_set_id, meter_id)
+        for event_id, listed in meters.items()
+        for meter_id in listed
+    ]
+    await repo.add_to_own_sets(session, pairs)
+    return Applied(dispatch_ids={event_id: x.id for event_id, x in stored.items()})
+
+
+async def apply_notification(
+    session: AsyncSession,
+    note: DispatchNotification,
+    *,
+    webhook_event_id: uuid.UUID | None,
+    refresh: bool,
+    zones: Mapping[str, str] = DEFAULT_MARKET_TIMEZONES,
+    source: str = "webhook",
+) -> Applied:
+    """Apply one notification (or one search page) without committing."""
+    if isinstance(note, GroupDispatchNotification):
+        return await _apply_group(
+            session,
+            note,
+            zones=zones,
+            source=source,
+            webhook_event_id=webhook_event_id,
+            refresh=refresh,
+        )
+    return await _apply_meter(
+        session, note, zones=zones, source=source, webhook_event_id=webhook_event_id
+    )
+
+
+def report(applied: Applied) -> None:
+    """After commit: one warning line and the metrics for each timeslot found drifting."""
+    for drift in applied.drifts:
+        metrics.dispatch_drift(drift.size)
+        log.warning(
+            "dispatch drift",
+            extra={
+                "dispatch_event_id": str(drift.dispatch_event_id),
+                "market_group_id": str(drift.market_group_id),
+                "trade_date": drift.trade_date.isoformat(),
+                "leap_only_count": len(drift.leap_only),
+                "local_only_count": len(drift.local_only),
+                "leap_only": [str(m) for m in drift.leap_only[:20]],
+                "local_only": [str(m) for m in drift.local_only[:20]],
+            },
+        )
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def reapply_stored(
+    session: AsyncSession, event_type: str, raw: bytes, event_id: uuid.UUID, *, refresh: bool
+) -> None:
+    """Apply a stored dispatch body again (worker retry, ops replay) in a savepoint.
+
+    Raises ValueError / ValidationError / BadBody for a body that can never apply."""
+    note = parse_notification(event_type, parsing.decode(raw))
+    async with session.begin_nested():
+        applied = await apply_notification(
+            session, note, webhook_event_id=event_id, refresh=refresh
+        )
+    report(applied)
