@@ -34,6 +34,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -99,6 +100,12 @@ DISPATCH_DRIFT = Counter(
     "Group dispatch timeslots whose meter list differed from the local roster of that group "
     "on that trade date.",
 )
+DISPATCH_DRIFT_METERS = Gauge(
+    "meter_sync_dispatch_drift_meters",
+    "Size of the last drift found (meters dispatched but not in our roster plus meters in "
+    "our roster but not dispatched); 0 until a drift is found.",
+    multiprocess_mode="mostrecent",
+)
 # Dispatch notifications are counted under their own types, not `other`.
 _DISPATCH_TYPES = frozenset({"dispatch.meter", "dispatch.group"})
 
@@ -137,8 +144,9 @@ def observe_delivery(event_type: str, outcome: str, seconds: float) -> None:
 
 
 def dispatch_drift(size: int) -> None:
-    """One timeslot found drifting (its size is read from the database at scrape time)."""
+    """One timeslot found drifting, `size` meters apart from our roster."""
     DISPATCH_DRIFT.inc()
+    DISPATCH_DRIFT_METERS.set(size)
 
 
 def apply_failed(source: str) -> None:
@@ -221,13 +229,6 @@ _LAST_WEBHOOK = text(
     ) latest
     """
 )
-# The latest drift check's size (0 when the last group dispatch matched our roster).
-_LAST_DRIFT = text(
-    """
-    SELECT leap_only_count + local_only_count FROM dispatch_drifts
-    ORDER BY checked_at DESC LIMIT 1
-    """
-)
 _METERS = text(
     """
     SELECT COALESCE(enrollment_status, 'none') AS status, count(*) AS n
@@ -286,7 +287,6 @@ class DatabaseGauges:
             last_webhook = (await conn.execute(_LAST_WEBHOOK)).scalar()
             meters = (await conn.execute(_METERS)).all()
             last_sync = (await conn.execute(_LAST_SYNC)).all()
-            last_drift = (await conn.execute(_LAST_DRIFT)).scalar()
             await conn.rollback()
         out: list[Metric] = []
 
@@ -331,12 +331,6 @@ class DatabaseGauges:
         for row in last_sync:
             sync_age.add_metric([row.mode], float(row.age))
         out.append(sync_age)
-        gauge(
-            "meter_sync_dispatch_drift_meters",
-            "Meters in the latest group dispatch drift check's difference (Leap-only plus "
-            "local-only); 0 when it matched or before any check.",
-            float(last_drift or 0),
-        )
         return out
 
 
