@@ -253,6 +253,38 @@ _UPSERT_DRIFT = text(
 
 DRIFT_IDS_KEPT = 1000
 
+_PREVIOUS_DRIFTS = text(
+    """
+    SELECT dispatch_id, leap_only_count, local_only_count, leap_only, local_only
+    FROM dispatch_drifts WHERE dispatch_id = ANY(CAST(:ids AS bigint[]))
+    """
+).bindparams(bindparam("ids", type_=_IDS))
+
+DriftKey = tuple[int, int, tuple[uuid.UUID, ...], tuple[uuid.UUID, ...]]
+
+
+def drift_key(leap_only: list[uuid.UUID], local_only: list[uuid.UUID]) -> DriftKey:
+    """What a stored drift records, to tell a new finding from one already reported."""
+    return (
+        len(leap_only),
+        len(local_only),
+        tuple(leap_only[:DRIFT_IDS_KEPT]),
+        tuple(local_only[:DRIFT_IDS_KEPT]),
+    )
+
+
+async def previous_drifts(session: AsyncSession, dispatch_ids: list[int]) -> dict[int, DriftKey]:
+    result = await session.execute(_PREVIOUS_DRIFTS, {"ids": dispatch_ids})
+    return {
+        r.dispatch_id: (
+            r.leap_only_count,
+            r.local_only_count,
+            tuple(r.leap_only),
+            tuple(r.local_only),
+        )
+        for r in result
+    }
+
 
 async def record_drift(
     session: AsyncSession,

@@ -184,6 +184,9 @@ async def _check_drift(
     listed_set = set(listed)
     by_day: dict[date, tuple[list[uuid.UUID], list[uuid.UUID]]] = {}
     drifts: list[Drift] = []
+    # A redelivery, a replay or the search backstop re-checks a timeslot: only a finding
+    # that differs from the stored one is reported again (counted once per timeslot).
+    previous = await repo.previous_drifts(session, list(ids.values()))
     for row in rows:
         if row.cancelled:
             continue
@@ -198,7 +201,10 @@ async def _check_drift(
         await repo.record_drift(
             session, ids[row.dispatch_event_id], group_id, row.trade_date, leap_only, local_only
         )
-        if leap_only or local_only:
+        unchanged = previous.get(ids[row.dispatch_event_id]) == repo.drift_key(
+            leap_only, local_only
+        )
+        if (leap_only or local_only) and not unchanged:
             drifts.append(
                 Drift(row.dispatch_event_id, group_id, row.trade_date, leap_only, local_only)
             )
