@@ -90,11 +90,10 @@ def _settings() -> Settings:
 
 def _run(settings: Settings, work: Callable[[DispatchClient], Awaitable[int]]) -> None:
     assert settings.leap_api_key is not None
+    key = settings.leap_api_key.get_secret_value()
 
     async def main() -> int:
-        async with DispatchClient(
-            settings.leap_api_base_url, settings.leap_api_key.get_secret_value(), max_attempts=3
-        ) as client:
+        async with DispatchClient(settings.leap_api_base_url, key, max_attempts=3) as client:
             return await work(client)
 
     try:

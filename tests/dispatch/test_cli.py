@@ -20,7 +20,7 @@ from app.leap_sim.server import RunningSim, serve_in_thread
 from app.leap_sim.state import SimState
 from app.main import create_app
 from tests.conftest import OPS_KEY, READ_KEY, WEBHOOK_SECRET, make_settings
-from tests.helpers import JSON
+from tests.dispatch.bodies import JSON
 
 SIM_KEY = "cli-sim-key"
 

@@ -60,7 +60,7 @@ def metric(text: str, name: str) -> float:
 
 async def caiso_group(leap: httpx.AsyncClient) -> str:
     groups = (await leap.get("/sim/groups")).json()["groups"]
-    return next(g["market_group_id"] for g in groups if g["region"] == "CAISO")
+    return str(next(g["market_group_id"] for g in groups if g["region"] == "CAISO"))
 
 
 async def test_injected_drift_is_reported_exactly(
