@@ -68,6 +68,7 @@ class DispatchDelivery:
 class _Stored:
     """The latest word on one timeslot, for the searches."""
 
+    event_id: str
     owner: str  # market_group_id or meter_id
     meter_ids: tuple[str, ...]
     partner_reference: str | None
@@ -85,7 +86,8 @@ class DispatchSurface:
     deliveries: dict[str, DispatchDelivery] = field(default_factory=dict)
     sent: list[JSON] = field(default_factory=list)
     schedule: tuple[float, ...] = DISPATCH_RETRY_SCHEDULE
-    _stored: dict[Kind, dict[str, _Stored]] = field(
+    # Keyed by (event id, meter_id or market_group_id): one meter_event_id may name several.
+    _stored: dict[Kind, dict[tuple[str, str], _Stored]] = field(
         default_factory=lambda: {"meter": {}, "group": {}}
     )
     _pages: dict[str, tuple[str, int]] = field(default_factory=dict)
@@ -147,13 +149,17 @@ class DispatchSurface:
             for item in body["group_dispatches"]:
                 ids = tuple(item["meter_ids"])
                 for slot in item["timeslots"]:
-                    self._stored["group"][slot["market_group_event_id"]] = _Stored(
-                        item["market_group_id"], ids, None, slot, _parse(slot["start_time"])
-                    )
+                    event_id = slot["market_group_event_id"]
+                    self._stored["group"][(event_id, item["market_group_id"])] = _Stored(
+                        event_id, item["market_group_id"], ids, None, slot,
+                        _parse(slot["start_time"]),
+                    )  # fmt: skip
         else:
             for item in body["meter_dispatches"]:
                 for slot in item["timeslots"]:
-                    self._stored["meter"][slot["meter_event_id"]] = _Stored(
+                    event_id = slot["meter_event_id"]
+                    self._stored["meter"][(event_id, item["meter_id"])] = _Stored(
+                        event_id,
                         item["meter_id"],
                         (item["meter_id"],),
                         item.get("partner_reference"),
@@ -176,12 +182,12 @@ class DispatchSurface:
             filters.get("market_group_event_ids") or filters.get("meter_event_ids") or []
         )
         grouped: dict[tuple[str, tuple[str, ...]], list[_Stored]] = {}
-        for event_id, stored in self._stored[kind].items():
+        for stored in self._stored[kind].values():
             if not start <= stored.start < end:
                 continue
             if owners and stored.owner not in owners:
                 continue
-            if event_ids and event_id not in event_ids:
+            if event_ids and stored.event_id not in event_ids:
                 continue
             if filters.get("exclude_voluntary_events") and stored.timeslot.get("is_voluntary"):
                 continue
