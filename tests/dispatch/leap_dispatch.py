@@ -61,8 +61,9 @@ def search_examples() -> list[tuple[str, str, JSON]]:
 
 @functools.cache
 def _registry() -> Registry[Any]:
-    resource = Resource.from_contents(document(DOC), default_specification=DRAFT4)
-    return Registry().with_resource(_URN, resource)
+    resource: Resource[Any] = Resource.from_contents(document(DOC), default_specification=DRAFT4)
+    registry: Registry[Any] = Registry().with_resource(_URN, resource)
+    return registry
 
 
 def errors(schema: str, instance: object) -> list[str]:
