@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app import metrics
+from app.dispatch import drift
 from app.dispatch import repository as repo
 from app.dispatch.repository import DispatchRow
-from app.groups import repository as groups
 from app.groups.trade_dates import DEFAULT_MARKET_TIMEZONES, trade_date_start, zone_for
 from app.leap.dispatch import (
     DispatchNotification,
@@ -34,9 +34,6 @@ from app.leap.dispatch import (
 from app.webhooks import parsing
 
 log = logging.getLogger("meter_sync.dispatch")
-
-# The whole roster is read for a drift check; no group is near this size.
-_ROSTER_LIMIT = 10_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,40 +128,33 @@ async def _apply_group(
     applied = Applied()
     test = note.integration_test_notification
     for group in note.group_dispatches:
-        listed = sorted(set(group.meter_ids))
-        set_id = await repo.group_meter_set(session, listed)
+        listed = sorted(set(group.meter_ids), key=drift.by_value)
         tz = await _group_zone(session, group, zones)
         # The last timeslot of a body wins when Leap repeats an id inside one body.
         slots: dict[uuid.UUID, GroupDispatchTimeslot] = {
             s.market_group_event_id: s for s in group.timeslots
         }
-        keys = [("group", event_id, test) for event_id in slots]
-        before = await repo.lock_existing(session, keys)
-        rows = [
-            _row(
-                slot,
-                kind="group",
-                event_id=event_id,
-                test=test,
-                communication=note.communication_test,
-                group_id=group.market_group_id,
-                set_id=set_id,
-                tz=tz,
-                source=source,
-                webhook_event_id=webhook_event_id,
-            )
-            for event_id, slot in slots.items()
-        ]
-        stored = await repo.upsert_dispatches(session, rows)
-        ids = {event_id: x.id for event_id, x in stored.items()}
-        applied.dispatch_ids.update(ids)
-        await repo.drop_unused_sets(
-            session, {e.meter_set_id for e in before.values() if e.meter_set_id != set_id}
+        days = sorted(
+            {s.start_time.astimezone(tz).date() for s in slots.values() if not s.cancelled}
         )
-        if test:
-            continue  # a test notification never raises a drift alarm
-        applied.drifts += await _check_drift(
-            session, group.market_group_id, listed, rows, ids, zones
+        # A test notification never raises a drift alarm; the others are compared with
+        # our roster while this transaction writes the timeslots.
+        checking = (
+            drift.start(_engine(session), group.market_group_id, days, zones, listed)
+            if days and not test
+            else None
+        )
+        try:
+            rows, ids = await _write_group(
+                session, note, group.market_group_id, listed, slots, tz, source, webhook_event_id
+            )
+            differences = await checking if checking is not None else {}
+        finally:
+            if checking is not None and not checking.done():
+                checking.cancel()
+        applied.dispatch_ids.update(ids)
+        applied.drifts += await _record_drifts(
+            session, group.market_group_id, rows, ids, differences
         )
     if refresh:
         concerned = {m for d in applied.drifts for m in (*d.leap_only, *d.local_only)}
@@ -172,43 +162,74 @@ async def _apply_group(
     return applied
 
 
-async def _check_drift(
+def _engine(session: AsyncSession) -> AsyncEngine:
+    engine = session.bind
+    assert isinstance(engine, AsyncEngine)
+    return engine
+
+
+async def _write_group(
     session: AsyncSession,
+    note: GroupDispatchNotification,
     group_id: uuid.UUID,
     listed: list[uuid.UUID],
+    slots: dict[uuid.UUID, GroupDispatchTimeslot],
+    tz: ZoneInfo,
+    source: str,
+    webhook_event_id: uuid.UUID | None,
+) -> tuple[list[DispatchRow], dict[uuid.UUID, int]]:
+    """The group's meter list (stored once per distinct list) and its timeslots."""
+    test = note.integration_test_notification
+    set_id = await repo.group_meter_set(session, listed)
+    before = await repo.lock_existing(session, [("group", e, test) for e in slots])
+    rows = [
+        _row(
+            slot,
+            kind="group",
+            event_id=event_id,
+            test=test,
+            communication=note.communication_test,
+            group_id=group_id,
+            set_id=set_id,
+            tz=tz,
+            source=source,
+            webhook_event_id=webhook_event_id,
+        )
+        for event_id, slot in slots.items()
+    ]
+    stored = await repo.upsert_dispatches(session, rows)
+    await repo.drop_unused_sets(
+        session, {e.meter_set_id for e in before.values() if e.meter_set_id != set_id}
+    )
+    return rows, {event_id: x.id for event_id, x in stored.items()}
+
+
+async def _record_drifts(
+    session: AsyncSession,
+    group_id: uuid.UUID,
     rows: list[DispatchRow],
     ids: dict[uuid.UUID, int],
-    zones: Mapping[str, str],
+    differences: Mapping[date, drift.Difference],
 ) -> list[Drift]:
-    """Leap's list vs our roster of the group on each timeslot's trade date."""
-    listed_set = set(listed)
-    by_day: dict[date, tuple[list[uuid.UUID], list[uuid.UUID]]] = {}
-    drifts: list[Drift] = []
+    """Store each timeslot's check; return the drifts to report."""
+    found: list[Drift] = []
     # A redelivery, a replay or the search backstop re-checks a timeslot: only a finding
     # that differs from the stored one is reported again (counted once per timeslot).
     previous = await repo.previous_drifts(session, list(ids.values()))
     for row in rows:
-        if row.cancelled:
+        if row.trade_date not in differences or row.cancelled:
             continue
-        if row.trade_date not in by_day:
-            # The roster code decides membership: its rules are the service's rules.
-            members = await groups.roster(
-                session, group_id, row.trade_date, zones, after=None, limit=_ROSTER_LIMIT
-            )
-            local = {meter_id for meter_id, _ in members}
-            by_day[row.trade_date] = (sorted(listed_set - local), sorted(local - listed_set))
-        leap_only, local_only = by_day[row.trade_date]
+        leap_only, local_only = differences[row.trade_date]
+        dispatch_id = ids[row.dispatch_event_id]
         await repo.record_drift(
-            session, ids[row.dispatch_event_id], group_id, row.trade_date, leap_only, local_only
+            session, dispatch_id, group_id, row.trade_date, leap_only, local_only
         )
-        unchanged = previous.get(ids[row.dispatch_event_id]) == repo.drift_key(
-            leap_only, local_only
-        )
+        unchanged = previous.get(dispatch_id) == repo.drift_key(leap_only, local_only)
         if (leap_only or local_only) and not unchanged:
-            drifts.append(
+            found.append(
                 Drift(row.dispatch_event_id, group_id, row.trade_date, leap_only, local_only)
             )
-    return drifts
+    return found
 
 
 async def _apply_meter(
@@ -286,18 +307,18 @@ async def apply_notification(
 
 def report(applied: Applied) -> None:
     """After commit: one warning line and the metrics for each timeslot found drifting."""
-    for drift in applied.drifts:
-        metrics.dispatch_drift(drift.size)
+    for found in applied.drifts:
+        metrics.dispatch_drift(found.size)
         log.warning(
             "dispatch drift",
             extra={
-                "dispatch_event_id": str(drift.dispatch_event_id),
-                "market_group_id": str(drift.market_group_id),
-                "trade_date": drift.trade_date.isoformat(),
-                "leap_only_count": len(drift.leap_only),
-                "local_only_count": len(drift.local_only),
-                "leap_only": [str(m) for m in drift.leap_only[:20]],
-                "local_only": [str(m) for m in drift.local_only[:20]],
+                "dispatch_event_id": str(found.dispatch_event_id),
+                "market_group_id": str(found.market_group_id),
+                "trade_date": found.trade_date.isoformat(),
+                "leap_only_count": len(found.leap_only),
+                "local_only_count": len(found.local_only),
+                "leap_only": [str(m) for m in found.leap_only[:20]],
+                "local_only": [str(m) for m in found.local_only[:20]],
             },
         )
 
