@@ -38,6 +38,11 @@ _DIFFERENCE = text(
 
 Difference = tuple[list[uuid.UUID], list[uuid.UUID]]
 
+# For this read only: index probes per member instead of hashing all meters. Measured at
+# 1M meters and a 100k group: the planner hashed the whole meters table (~0.6 s) because
+# it misjudges the group's size; nested loops took ~35% less.
+_PROBE_PER_MEMBER = ("SET LOCAL enable_hashjoin = off", "SET LOCAL enable_mergejoin = off")
+
 
 async def roster_difference(
     session: AsyncSession,
@@ -64,6 +69,8 @@ async def differences(
 ) -> dict[date, Difference]:
     """The difference on each trade date, read on a connection of its own."""
     async with AsyncSession(engine) as session:
+        for setting in _PROBE_PER_MEMBER:
+            await session.execute(text(setting))
         found = {
             day: await roster_difference(session, group_id, day, zones, listed) for day in days
         }
