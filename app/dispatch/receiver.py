@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from app import logs, metrics
 from app.dispatch import service
 from app.leap.dispatch import notification_type, parse_notification
+from app.problems import problem_responses
 from app.webhooks import parsing
 from app.webhooks import repository as inbox_repository
 from app.webhooks.endpoints import _authorized, _is_json, _read_body, _refused, _TooLarge
@@ -126,12 +127,7 @@ async def receive(inbox: Inbox, raw: bytes, *, refresh: bool, zones: Mapping[str
     response_model=ReceiptOut,
     responses={
         200: {"description": "The same body was already stored: nothing repeated"},
-        401: {"description": "Secret header missing or not accepted"},
-        413: {"description": "Body over WEBHOOK_MAX_BODY_BYTES"},
-        415: {"description": "Content type is not JSON"},
-        400: {"description": "Not acceptable JSON"},
-        422: {"description": "Not a dispatch notification, or invalid for Leap's schema"},
-        503: {"description": "Database unavailable"},
+        **problem_responses(400, 401, 408, 413, 415, 422, 503),
     },
     openapi_extra={
         "requestBody": {
