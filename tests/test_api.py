@@ -117,7 +117,7 @@ async def test_probes(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["migration"] == "0004"
+    assert ready.json()["migration"] == "0006"
 
 
 async def test_openapi_documents_bearer_auth_and_every_operation(client: httpx.AsyncClient) -> None:

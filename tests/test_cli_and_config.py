@@ -231,7 +231,7 @@ def test_migrate_works_from_an_installed_wheel(tmp_path: Path, database_url: str
         assert migrated.returncode == 0, migrated.stderr
         with psycopg.connect(fresh.replace("postgresql+asyncpg", "postgresql")) as conn:
             row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        assert row == ("0004",)
+        assert row == ("0006",)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{fresh.rsplit("/", 1)[1]}" WITH (FORCE)')
