@@ -253,6 +253,17 @@ _UPSERT_DRIFT = text(
 
 DRIFT_IDS_KEPT = 1000
 
+_CLEAR_DRIFTS = text(
+    "DELETE FROM dispatch_drifts WHERE dispatch_id = ANY(CAST(:ids AS bigint[]))"
+).bindparams(bindparam("ids", type_=_IDS))
+
+
+async def clear_drifts(session: AsyncSession, dispatch_ids: list[int]) -> None:
+    """A cancelled timeslot has no drift: nobody acts on it."""
+    if dispatch_ids:
+        await session.execute(_CLEAR_DRIFTS, {"ids": dispatch_ids})
+
+
 _PREVIOUS_DRIFTS = text(
     """
     SELECT dispatch_id, leap_only_count, local_only_count, leap_only, local_only

@@ -216,6 +216,7 @@ async def _record_drifts(
     # A redelivery, a replay or the search backstop re-checks a timeslot: only a finding
     # that differs from the stored one is reported again (counted once per timeslot).
     previous = await repo.previous_drifts(session, list(ids.values()))
+    await repo.clear_drifts(session, [ids[r.dispatch_event_id] for r in rows if r.cancelled])
     for row in rows:
         if row.trade_date not in differences or row.cancelled:
             continue

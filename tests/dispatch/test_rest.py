@@ -194,3 +194,18 @@ async def test_hundred_thousand_meter_group_dispatch_in_one_request(
         client, f"/v1/dispatches/{slots[1]['market_group_event_id']}/meters?limit=100000"
     )
     assert len(page["items"]) == 100_000
+
+
+async def test_cancelling_a_drifting_timeslot_clears_its_drift(client: httpx.AsyncClient) -> None:
+    event_id = uuid.uuid4()
+    stranger = str(uuid.uuid4())
+    await post(client, group_body(GROUP, [stranger], [timeslot("market_group_event_id", event_id)]))
+    drifting = await get(client, f"/v1/dispatches/{event_id}")
+    assert drifting["drift"]["leap_only"] == [stranger]
+    cancelled = timeslot("market_group_event_id", event_id, cancelled=True)
+    await post(client, group_body(GROUP, [stranger], [cancelled]))
+    detail = await get(client, f"/v1/dispatches/{event_id}")
+    assert detail["cancelled"] is True
+    assert detail["drift"] is None
+    status = await get(client, "/v1/sync/status")
+    assert status["dispatch"]["drift_24h"] == 0
