@@ -14,7 +14,7 @@ import asyncio
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from app.leap.dispatch import DISPATCH_RETRY_SCHEDULE
@@ -92,6 +92,17 @@ class DispatchSurface:
     )
     _pages: dict[str, tuple[str, int]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    demo_log: list[JSON] = field(default_factory=list)
+    demo: asyncio.Task[None] | None = None
+
+    def start_demo(self, state: SimState, every_s: float, drift: int) -> None:
+        self.stop_demo()
+        self.demo = asyncio.create_task(demo_loop(state, every_s, drift))
+
+    def stop_demo(self) -> None:
+        if self.demo is not None:
+            self.demo.cancel()
+            self.demo = None
 
     # ---- sending ----------------------------------------------------------------------
     def send(self, state: SimState, kind: Kind, body: JSON, *, keep: bool = True) -> str | None:
@@ -137,6 +148,7 @@ class DispatchSurface:
         return not pending
 
     async def aclose(self) -> None:
+        self.stop_demo()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -316,3 +328,42 @@ def group_dispatch(
         ]
     }
     return GroupDispatch(body, slot["market_group_event_id"], listed, added, left_out)
+
+
+def groups_with_roster(state: SimState, at: datetime) -> list[str]:
+    """Groups whose simulator roster covers `at`."""
+    found = []
+    for key in state.rosters:
+        group_id, start_s, end_s = key.split("|")
+        if _parse(start_s) <= at < _parse(end_s) and group_id not in found:
+            found.append(group_id)
+    return found
+
+
+async def demo_loop(state: SimState, every_s: float, drift: int) -> None:
+    """For demos: every `every_s` seconds dispatch a group that has a roster now, an
+    hour ahead, alternately with its true roster and with `drift` meters added and
+    `drift` left out, so the receiver's alarm shows both ways."""
+    turn = 0
+    while True:
+        await asyncio.sleep(every_s)
+        now = datetime.now(UTC)
+        candidates = groups_with_roster(state, now)
+        if not candidates:
+            continue
+        group_id = candidates[turn % len(candidates)]
+        injected = drift if turn % 2 else 0
+        start = (now + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+        built = group_dispatch(
+            state, group_id, start, timedelta(hours=1), add=injected, leave_out=injected
+        )
+        state.dispatch.send(state, "group", built.body)
+        state.dispatch.demo_log.append(
+            {
+                "market_group_event_id": built.market_group_event_id,
+                "market_group_id": group_id,
+                "added": built.added,
+                "left_out": built.left_out,
+            }
+        )
+        turn += 1

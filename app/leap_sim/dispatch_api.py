@@ -17,6 +17,9 @@ Controls:
   the event id, the meters listed, and exactly which were added and left out.
 - `POST /sim/dispatch/meters` `{"meter_ids", "start_time"?, "duration_minutes"?,
   "meter_event_id"?}` — one meter dispatch per meter (same event id for all).
+- `PUT /sim/dispatch/demo` `{"every_seconds", "drift"}`: dispatch a group that has a roster
+  now and then, alternately true and with `drift` meters added and left out (what was
+  injected: `GET /sim/dispatch/demo`); `DELETE /sim/dispatch/demo` stops it.
 - `GET /sim/dispatch/deliveries`, `POST /sim/dispatch/drain?seconds=`.
 """
 
@@ -88,6 +91,11 @@ class GroupDispatchControl(BaseModel):
     cancelled: bool = False
     energy_kw: float | None = 100.0
     programs: list[str] | None = None
+
+
+class DemoControl(BaseModel):
+    every_seconds: float = Field(60.0, gt=0, le=86_400)
+    drift: int = Field(3, ge=0, le=10_000)
 
 
 class MeterDispatchControl(BaseModel):
@@ -258,6 +266,20 @@ def build_dispatch_router(state: SimState) -> APIRouter:
         }
         delivery = surface.send(state, "meter", notification)
         return {"meter_event_id": slot["meter_event_id"], "delivery_id": delivery}
+
+    @router.put("/sim/dispatch/demo")
+    async def start_demo(body: DemoControl) -> JSON:
+        surface.start_demo(state, body.every_seconds, body.drift)
+        return {"running": True, **body.model_dump()}
+
+    @router.get("/sim/dispatch/demo")
+    async def demo_log() -> JSON:
+        return {"running": surface.demo is not None, "dispatched": surface.demo_log[-100:]}
+
+    @router.delete("/sim/dispatch/demo")
+    async def stop_demo() -> JSON:
+        surface.stop_demo()
+        return {"running": False}
 
     @router.get("/sim/dispatch/deliveries")
     async def deliveries() -> JSON:

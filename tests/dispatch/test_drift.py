@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -16,7 +16,7 @@ from app.leap_sim.sender import Sender
 from app.leap_sim.server import RunningSim, serve_in_thread
 from app.leap_sim.state import EVENT_TYPES, SimState, Subscription
 from tests.conftest import WEBHOOK_SECRET, LiveServer
-from tests.helpers import read_auth
+from tests.helpers import eventually, read_auth
 
 SIM_KEY = "dispatch-sim-key"
 ANCHOR = datetime(2026, 6, 15, 12, tzinfo=UTC)
@@ -159,3 +159,32 @@ async def test_true_roster_gives_no_drift_and_tests_never_alarm(
     status = (await client.get("/v1/sync/status", headers=read_auth())).json()["dispatch"]
     assert status["drift_24h"] == 0
     assert status["last_drift"] is None
+
+
+async def test_demo_dispatches_now_and_then_and_the_service_reports_each_drift(
+    leap: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    group_id = await caiso_group(leap)
+    now = datetime.now(UTC)
+    window = {
+        "start_date_time": (now - timedelta(days=2)).isoformat(),
+        "end_date_time": (now + timedelta(days=2)).isoformat(),
+        "count": 15,
+    }
+    await leap.put(f"/sim/groups/{group_id}/roster", json=window)
+    assert (await leap.post("/sim/drain?seconds=30")).json()["drained"]
+    await leap.put("/sim/dispatch/demo", json={"every_seconds": 0.05, "drift": 2})
+
+    async def two_sent() -> bool:
+        return len((await leap.get("/sim/dispatch/demo")).json()["dispatched"]) >= 2
+
+    assert await eventually(two_sent)
+    await leap.delete("/sim/dispatch/demo")
+    assert (await leap.post("/sim/dispatch/drain?seconds=30")).json()["drained"]
+    for sent in (await leap.get("/sim/dispatch/demo")).json()["dispatched"]:
+        detail = await client.get(
+            f"/v1/dispatches/{sent['market_group_event_id']}", headers=read_auth()
+        )
+        drift = detail.json()["drift"]
+        assert drift["leap_only"] == sorted(sent["added"])
+        assert drift["local_only"] == sorted(sent["left_out"])
