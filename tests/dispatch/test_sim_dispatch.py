@@ -11,11 +11,17 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from app.dispatch.backstop import poll_once, poll_windows
+from app.dispatch.backstop import (
+    DISPATCH_POLL_LOCK_ID,
+    DispatchBackstop,
+    poll_once,
+    poll_windows,
+)
 from app.dispatch.leap_client import DispatchClient
 from app.groups.trade_dates import DEFAULT_MARKET_TIMEZONES
 from app.leap_sim.portfolio import Portfolio
@@ -236,3 +242,31 @@ def test_poll_windows_cover_yesterday_to_two_days_ahead() -> None:
     assert poll_windows(now) == [
         (datetime(2026, 3, 9, tzinfo=UTC), datetime(2026, 3, 13, tzinfo=UTC))
     ]
+
+
+async def test_backstop_step_polls_when_due_and_one_worker_at_a_time(
+    leap: httpx.AsyncClient,
+    sim: RunningSim,
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await leap.post("/sim/dispatch/meters", json={"meter_ids": [str(uuid.uuid4())]})
+    async with DispatchClient(sim.url, SIM_KEY) as client:
+        backstop = DispatchBackstop(
+            engine, sessions, client, zones=DEFAULT_MARKET_TIMEZONES, interval_s=3600
+        )
+        async with engine.connect() as other:
+            # Another worker holds the poll: this one skips.
+            await other.execute(text("SELECT pg_advisory_lock(:id)"), {"id": DISPATCH_POLL_LOCK_ID})
+            await backstop.step()
+            assert await scalar(engine, "SELECT count(*) FROM dispatches") == 0
+            await other.execute(
+                text("SELECT pg_advisory_unlock(:id)"), {"id": DISPATCH_POLL_LOCK_ID}
+            )
+            await other.commit()
+        backstop._next = 0.0  # due again
+        await backstop.step()
+        assert await scalar(engine, "SELECT count(*) FROM dispatches") == 1
+        await leap.post("/sim/dispatch/meters", json={"meter_ids": [str(uuid.uuid4())]})
+        await backstop.step()  # not due for an hour
+        assert await scalar(engine, "SELECT count(*) FROM dispatches") == 1
