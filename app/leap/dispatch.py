@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     TypeAdapter,
@@ -42,6 +43,13 @@ def _storable(value: str) -> str:
     return value
 
 
+def _text_only(value: object) -> object:
+    # Leap writes instants as RFC 3339 strings; pydantic would also read numbers as epochs.
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an RFC 3339 date-time string")
+    return value
+
+
 def _instant(value: datetime) -> datetime:
     """An aware instant in UTC that every market zone can also represent."""
     if value.tzinfo is None or value.utcoffset() is None:
@@ -58,7 +66,7 @@ def _instant(value: datetime) -> datetime:
 
 
 Text = Annotated[str, AfterValidator(_storable)]
-Instant = Annotated[datetime, AfterValidator(_instant)]
+Instant = Annotated[datetime, BeforeValidator(_text_only), AfterValidator(_instant)]
 Kilowatts = Annotated[float, Field(allow_inf_nan=False, ge=-1e12, le=1e12)]
 # Leap writes 1..10; any value PostgreSQL's integer holds is kept as sent.
 Priority = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]

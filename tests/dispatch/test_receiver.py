@@ -202,3 +202,32 @@ async def test_missing_content_type_answered_like_the_event_receiver(
     dispatch = await client.post(PATH, content=raw, headers=secret)
     event = await client.post("/webhooks/leap", content=envelope, headers=secret)
     assert dispatch.status_code == event.status_code
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("energy_kw", 10**4000),
+        ("energy_kw", -1e300),
+        ("priority", 2**40),
+        ("programs", ["CCA\x00"]),
+        ("performance_compensation_cap", "\ud800"),
+        ("dispatch_event_types", "standard"),
+        ("end_time", "2026-07-20T00:00:00Z"),
+        ("start_time", 1700000000),
+    ],
+    ids=["huge-int", "huge-negative", "priority-overflow", "nul", "lone-surrogate",
+         "not-a-list", "end-before-start", "epoch-number"],
+)  # fmt: skip
+async def test_values_postgresql_cannot_hold_are_422_dead_letters(
+    client: httpx.AsyncClient, engine: AsyncEngine, field: str, value: object
+) -> None:
+    slot = timeslot("meter_event_id", uuid.uuid4(), **{field: value})
+    raw = json.dumps(meter_body(uuid.uuid4(), [slot])).encode()
+    response = await post(client, raw)
+    assert response.status_code == 422, response.text
+    status = await scalar(
+        engine, "SELECT status FROM webhook_events WHERE webhook_event_id = :id", id=log_id(raw)
+    )
+    assert status == "dead"
+    assert await scalar(engine, "SELECT count(*) FROM dispatches") == 0
