@@ -100,11 +100,27 @@ class DispatchDetail(DispatchOut):
 
 
 class DispatchPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [DISPATCH_EXAMPLE], "next_cursor": NULL}]}
+    )
+
     items: list[DispatchOut]
     next_cursor: str | None
 
 
 class PartnerDispatchPage(DispatchPage):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "partner_reference": "customer-site-123",
+                    "items": [DISPATCH_EXAMPLE],
+                    "next_cursor": NULL,
+                }
+            ]
+        }
+    )
+
     partner_reference: str
 
 
