@@ -14,6 +14,9 @@ from fastapi_offline import FastAPIOffline
 from app import problems
 from app.config import Settings, load_settings
 from app.db import create_engine, create_raw_pool, session_factory
+from app.dispatch import receiver as dispatch_receiver
+from app.dispatch.endpoints import router as dispatch_router
+from app.dispatch.service import REAPPLIERS as DISPATCH_REAPPLIERS
 from app.groups.endpoints import router as groups_router
 from app.health import router as health_router
 from app.logs import RequestIdMiddleware
@@ -40,6 +43,7 @@ TAGS = [
     {"name": "meters", "description": "Meters, their enrollment and participation."},
     {"name": "groups", "description": "Market-group rosters per trade date."},
     {"name": "partners", "description": "Partner records by partner_reference."},
+    {"name": "dispatch", "description": "Leap's dispatches: who must act, when, and drift."},
     {"name": "sync", "description": "Reconciliation with Leap's API."},
     {"name": "ops", "description": "Event log and operations (scope `ops`)."},
     {"name": "webhooks", "description": "Leap's webhook deliveries."},
@@ -75,7 +79,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
         app.state.receiver = receiver.Receiver.build(
-            settings, Inbox(engine, app.state.sessions, raw_pool)
+            settings, Inbox(engine, app.state.sessions, raw_pool), DISPATCH_REAPPLIERS
         )
         app.state.metrics_gauges = DatabaseGauges(engine, settings.api_mode)
         stop = asyncio.Event()
@@ -110,6 +114,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
         meters_router,
         partners_router,
         groups_router,
+        dispatch_router,
         sync_router,
         health_router,
         metrics_router,
@@ -117,5 +122,6 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
     for router in routers:
         app.include_router(router)
     receiver.mount(app)
+    dispatch_receiver.mount(app)
     app.add_middleware(RequestIdMiddleware)
     return app

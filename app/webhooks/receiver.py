@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,15 @@ from app.auth import secret_matches
 from app.config import Settings
 from app.problems import problem_response, problem_responses
 from app.webhooks.schemas import ReceiptOut
-from app.webhooks.service import ApplyOptions, Inbox, Rejected, Unavailable, receive
+from app.webhooks.service import (
+    ApplyOptions,
+    Inbox,
+    Reapplier,
+    Receipt,
+    Rejected,
+    Unavailable,
+    receive,
+)
 
 log = logging.getLogger("meter_sync.webhooks")
 
@@ -44,14 +53,16 @@ class Receiver:
     inbox: Inbox
 
     @classmethod
-    def build(cls, settings: Settings, inbox: Inbox) -> Receiver:
+    def build(
+        cls, settings: Settings, inbox: Inbox, reappliers: Mapping[str, Reapplier]
+    ) -> Receiver:
         return cls(
             header=settings.leap_webhook_header.lower().encode("latin-1"),
             secrets=tuple(
                 s.get_secret_value().encode("utf-8") for s in settings.leap_webhook_secrets
             ),
             max_body_bytes=settings.webhook_max_body_bytes,
-            options=ApplyOptions.of(settings),
+            options=ApplyOptions.of(settings, reappliers),
             inbox=inbox,
         )
 
@@ -92,9 +103,9 @@ def _refused(outcome: str, started: float, status: int, detail: str, **kw: Any) 
     return problem_response(status, detail, **kw)
 
 
-async def receive_webhook(request: Request) -> Response:
-    started = time.perf_counter()
-    receiver: Receiver = request.app.state.receiver
+async def read_delivery(request: Request, receiver: Receiver, started: float) -> bytes | Response:
+    """The raw body of an authorized JSON delivery within the limits, or the refusal to
+    answer (401, 413, 415, 400, 408). Shared by every Leap surface (events, dispatch)."""
     if not receiver.authorized(request):
         # One body for every auth failure: nothing tells a prober what was wrong.
         return _refused("unauthorized", started, 401, "webhook secret missing or not accepted")
@@ -107,23 +118,28 @@ async def receive_webhook(request: Request) -> Response:
     if not is_json(request.headers.get("content-type")):
         return _refused("invalid", started, 415, "body must be application/json")
     try:
-        raw = await read_body(request, limit)
+        return await read_body(request, limit)
     except _TooLarge:
         return _refused("too_large", started, 413, f"body larger than {limit} bytes")
     except TimeoutError:
         return _refused("invalid", started, 408, "body not received in time")
+
+
+async def answer(work: Awaitable[Receipt], started: float, surface: str) -> Response:
+    """Run the store-and-apply of a delivery and turn its outcome into the answer."""
     try:
-        receipt = await receive(receiver.inbox, raw, receiver.options)
+        receipt = await work
     except Rejected as exc:
         extra: dict[str, Any] = {"errors": exc.errors} if exc.errors else {}
         return _refused("invalid", started, exc.status, exc.detail, **extra)
     except Unavailable:
-        log.warning("webhook refused: database unavailable")
+        log.warning("%s refused: database unavailable", surface)
         return _refused(
             "unavailable", started, 503, "database unavailable", headers={"Retry-After": "5"}
         )
     log.info(
-        "webhook %s",
+        "%s %s",
+        surface,
         receipt.outcome,
         extra={"webhook_event_id": str(receipt.webhook_event_id), "type": receipt.event_type},
     )
@@ -135,7 +151,17 @@ async def receive_webhook(request: Request) -> Response:
     return response
 
 
-def _operation() -> dict[str, Any]:
+async def receive_webhook(request: Request) -> Response:
+    started = time.perf_counter()
+    receiver: Receiver = request.app.state.receiver
+    raw = await read_delivery(request, receiver, started)
+    if isinstance(raw, Response):
+        return raw
+    return await answer(receive(receiver.inbox, raw, receiver.options), started, "webhook")
+
+
+def operation(summary: str, description: str, operation_id: str) -> dict[str, Any]:
+    """The OpenAPI operation of a Leap delivery route (documented, not routed, by FastAPI)."""
     receipt = ReceiptOut.model_json_schema()
     answers = {
         str(code): {
@@ -150,14 +176,9 @@ def _operation() -> dict[str, Any]:
     problems = {str(k): v for k, v in problem_responses(400, 401, 408, 413, 415, 422, 503).items()}
     return {
         "tags": ["webhooks"],
-        "summary": "Receive a Leap webhook delivery",
-        "operationId": "receive_leap_webhook",
-        "description": (
-            "Leap's general webhook platform posts `{webhook_event_id, payload}` here with "
-            "the shared secret in the configured header. The event is stored and applied "
-            "before the answer: 202 accepted (or ignored for unknown types), 200 for an id "
-            "already stored."
-        ),
+        "summary": summary,
+        "operationId": operation_id,
+        "description": description,
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": {"type": "object"}}},
@@ -166,14 +187,36 @@ def _operation() -> dict[str, Any]:
     }
 
 
-def mount(app: FastAPI) -> None:
-    """Register the receiver's route, and its operation in the OpenAPI document."""
-    app.add_route(PATH, receive_webhook, methods=["POST"], include_in_schema=False)
+def mount_delivery_route(
+    app: FastAPI,
+    path: str,
+    endpoint: Callable[[Request], Awaitable[Response]],
+    documented: dict[str, Any],
+) -> None:
+    """Register a delivery route once, as a plain Starlette route, and its operation in
+    the OpenAPI document."""
+    app.add_route(path, endpoint, methods=["POST"], include_in_schema=False)
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         document = generate()
-        document.setdefault("paths", {}).setdefault(PATH, {})["post"] = _operation()
+        document.setdefault("paths", {}).setdefault(path, {})["post"] = documented
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def mount(app: FastAPI) -> None:
+    mount_delivery_route(
+        app,
+        PATH,
+        receive_webhook,
+        operation(
+            "Receive a Leap webhook delivery",
+            "Leap's general webhook platform posts `{webhook_event_id, payload}` here with "
+            "the shared secret in the configured header. The event is stored and applied "
+            "before the answer: 202 accepted (or ignored for unknown types), 200 for an id "
+            "already stored.",
+            "receive_leap_webhook",
+        ),
+    )
