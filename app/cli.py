@@ -15,6 +15,7 @@ from rich.console import Console
 from app import logs
 from app.bootstrap import ensure_credentials
 from app.config import ConfigError, Settings, load_settings
+from app.dispatch.cli import leap_cli
 
 cli = typer.Typer(help="Keep a Leap partner's meter inventory in PostgreSQL.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -246,6 +247,7 @@ def replay(
     import uuid
 
     from app.db import create_engine, session_factory
+    from app.dispatch.service import REAPPLIERS as DISPATCH_REAPPLIERS
     from app.models import WebhookStatus
     from app.webhooks import repository
     from app.webhooks.retry import replay as replay_event
@@ -269,7 +271,9 @@ def replay(
             bad = 0
             for one in ids:
                 async with sessions() as session:
-                    event = await replay_event(session, one, ApplyOptions.of(ready))
+                    event = await replay_event(
+                        session, one, ApplyOptions.of(ready, DISPATCH_REAPPLIERS)
+                    )
                     await session.commit()
                 status = event.status if event else "not found"
                 bad += status != WebhookStatus.APPLIED
@@ -337,6 +341,9 @@ def config() -> None:
     settings, generated = stored_credentials(_settings())
     for line in config_view.lines(settings, generated):
         typer.echo(line)
+
+
+cli.add_typer(leap_cli, name="leap")
 
 
 def main() -> None:

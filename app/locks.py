@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 # Fixed ids ("meters" in ASCII, then a number) for the process-wide roles.
 LEADER = 0x6D657465_72730001
 RETENTION = 0x6D657465_72730002
+DISPATCH_POLL = 0x6D657465_72730003
 
 
 async def try_session_lock(conn: AsyncConnection, lock_id: int) -> bool:
@@ -33,3 +34,9 @@ async def transaction_lock_on(session: AsyncSession, key: str) -> None:
     await session.execute(
         text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
     )
+
+
+async def unlock_session(conn: AsyncConnection, lock_id: int) -> None:
+    """Release a lock taken with `try_session_lock` on `conn` (commits)."""
+    await conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id})
+    await conn.commit()

@@ -15,6 +15,9 @@ from starlette.types import ASGIApp
 from app import problems
 from app.config import Settings, load_settings
 from app.db import create_engine, create_raw_pool, session_factory
+from app.dispatch import receiver as dispatch_receiver
+from app.dispatch.endpoints import router as dispatch_router
+from app.dispatch.service import REAPPLIERS as DISPATCH_REAPPLIERS
 from app.front import FrontDoorMiddleware
 from app.groups.endpoints import router as groups_router
 from app.health import router as health_router
@@ -42,6 +45,7 @@ TAGS = [
     {"name": "meters", "description": "Meters, their enrollment and participation."},
     {"name": "groups", "description": "Market-group rosters per trade date."},
     {"name": "partners", "description": "Partner records by partner_reference."},
+    {"name": "dispatch", "description": "Leap's dispatches: who must act, when, and drift."},
     {"name": "sync", "description": "Reconciliation with Leap's API."},
     {"name": "ops", "description": "Event log and operations (scope `ops`)."},
     {"name": "webhooks", "description": "Leap's webhook deliveries."},
@@ -77,7 +81,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
         app.state.receiver = receiver.Receiver.build(
-            settings, Inbox(engine, app.state.sessions, raw_pool)
+            settings, Inbox(engine, app.state.sessions, raw_pool), DISPATCH_REAPPLIERS
         )
         app.state.metrics_gauges = DatabaseGauges(engine, settings.api_mode)
         stop = asyncio.Event()
@@ -112,6 +116,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
         meters_router,
         partners_router,
         groups_router,
+        dispatch_router,
         sync_router,
         health_router,
         metrics_router,
@@ -119,6 +124,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
     for router in routers:
         app.include_router(router)
     receiver.mount(app)
+    dispatch_receiver.mount(app)
     app.add_middleware(RequestIdMiddleware)
     wrap_outermost(app, FrontDoorMiddleware)
     return app

@@ -34,6 +34,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -106,6 +107,20 @@ SYNC_SECONDS = Histogram(
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200),
 )
 
+DISPATCH_DRIFT = Counter(
+    "meter_sync_dispatch_drift",
+    "Group dispatch timeslots whose meter list differed from the local roster of that group "
+    "on that trade date.",
+)
+DISPATCH_DRIFT_METERS = Gauge(
+    "meter_sync_dispatch_drift_meters",
+    "Size of the last drift found (meters dispatched but not in our roster plus meters in "
+    "our roster but not dispatched); 0 until a drift is found.",
+    multiprocess_mode="mostrecent",
+)
+# Dispatch notifications are counted under their own types, not `other`.
+_DISPATCH_TYPES = frozenset({"dispatch.meter", "dispatch.group"})
+
 REFUSALS = ("unauthorized", "invalid", "too_large", "unavailable", "disconnected", "error")
 _deliveries: dict[tuple[str, str], Any] = {}
 _answers: dict[int, Any] = {}
@@ -136,8 +151,8 @@ def observe_delivery(event_type: str, outcome: str, seconds: float, status: int)
     if answers is None:
         answers = _answers[status] = WEBHOOK_ANSWERS.labels(str(status))
     answers.inc()
-    if event_type not in KNOWN_EVENT_TYPES and event_type != "unknown":
-        event_type = "other"
+    if event_type not in KNOWN_EVENT_TYPES and event_type not in _DISPATCH_TYPES:
+        event_type = "other" if event_type != "unknown" else event_type
     child = _deliveries.get((event_type, outcome))
     if child is None:
         child = _deliveries[(event_type, outcome)] = WEBHOOK_DELIVERIES.labels(event_type, outcome)
@@ -149,6 +164,12 @@ def observe_delivery(event_type: str, outcome: str, seconds: float, status: int)
 
 def conflicting_delivery() -> None:
     CONFLICTING_DELIVERIES.inc()
+
+
+def dispatch_drift(size: int) -> None:
+    """One timeslot found drifting, `size` meters apart from our roster."""
+    DISPATCH_DRIFT.inc()
+    DISPATCH_DRIFT_METERS.set(size)
 
 
 def apply_failed(source: str) -> None:

@@ -5,7 +5,9 @@ Every worker process (and `serve` unless --no-worker) runs the shared loops:
 - body retention (app/webhooks/retention.py), one worker at a time;
 and in API mode:
 - enrichment jobs (app/sync/enrichment.py), claimed with SKIP LOCKED;
-- scheduled reconciliation (app/sync/leader.py), by the one leader across replicas.
+- scheduled reconciliation (app/sync/leader.py), by the one leader across replicas;
+- the dispatch backstop (app/dispatch/backstop.py): Leap's dispatch searches polled for
+  notifications we missed, one worker at a time.
 
 On stop (SIGTERM), work in hand gets SHUTDOWN_GRACE_S to finish: jobs complete, a run
 stores its current page. What is still going then is cancelled: its jobs go back to the
@@ -27,7 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app import metrics
 from app.config import ApiMode, Settings
 from app.db import is_unavailable
+from app.dispatch.backstop import DispatchBackstop
+from app.dispatch.service import REAPPLIERS as DISPATCH_REAPPLIERS
 from app.leap.client import LeapClient
+from app.leap.dispatch_client import DispatchClient
 from app.sync.enrichment import Enrichment
 from app.sync.leader import Leader
 from app.webhooks.retention import IDLE_S as RETENTION_IDLE_S
@@ -39,6 +44,8 @@ log = logging.getLogger("meter_sync.worker")
 
 IDLE_POLL_S = 0.5
 RETRY_POLL_S = 2.0
+# The backstop paces itself (every few minutes); this is how often it is asked.
+DISPATCH_POLL_S = 5.0
 SHUTDOWN_GRACE_S = 10.0
 
 Step = Callable[[], Awaitable[int]]
@@ -59,7 +66,9 @@ class Worker:
         name: str | None = None,
     ) -> None:
         self.settings = settings
+        self.engine = engine
         self.sessions = sessions
+        self._closing: list[LeapClient] = []
         self.name = name or worker_name()
         self.api_mode = settings.api_mode == ApiMode.API
         self._client = client
@@ -72,6 +81,19 @@ class Worker:
     def is_leader(self) -> bool:
         return self.leader.is_leader
 
+    def dispatch_backstop(self) -> DispatchBackstop:
+        """Polls Leap's dispatch searches now and then, for notifications we missed."""
+        assert self.settings.leap_api_key is not None
+        client = DispatchClient(
+            self.settings.leap_api_base_url,
+            self.settings.leap_api_key.get_secret_value(),
+            on_call=metrics.leap_call,
+        )
+        self._closing.append(client)
+        return DispatchBackstop(
+            self.engine, self.sessions, client, zones=self.settings.market_timezones
+        )
+
     def client(self) -> LeapClient:
         if self._client is None:
             assert self.settings.leap_api_key is not None
@@ -83,7 +105,7 @@ class Worker:
         return self._client
 
     async def retry_failed_events(self) -> int:
-        return await retry_due(self.sessions, ApplyOptions.of(self.settings))
+        return await retry_due(self.sessions, ApplyOptions.of(self.settings, DISPATCH_REAPPLIERS))
 
     async def run(self, stop: asyncio.Event) -> None:
         loops = [
@@ -94,6 +116,7 @@ class Worker:
             loops += [
                 _forever(self.enrichment.process_jobs, stop, IDLE_POLL_S),
                 self.leader.lead(stop),
+                _forever(self.dispatch_backstop().step, stop, DISPATCH_POLL_S),
             ]
         else:
             log.info("webhook-only mode: no enrichment and no reconciliation (no LEAP_API_KEY)")
@@ -113,8 +136,9 @@ class Worker:
                 await self.enrichment.release()
             except Exception as exc:
                 log.warning("could not release running jobs", extra={"error": repr(exc)})
-            if self._client is not None:
-                await self._client.aclose()
+            for opened in [self._client, *self._closing]:
+                if opened is not None:
+                    await opened.aclose()
             log.info("worker stopped")
 
 

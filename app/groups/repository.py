@@ -177,23 +177,31 @@ def _decides(day: str) -> str:
     return f"{_COVERS.format(day=day)} AND {_WINS.format(day=day)}"
 
 
-# One page of the roster, as the JSON array of its items, built by PostgreSQL: turning
-# 100k rows into Python objects and back into JSON cost more than the query itself. The
-# meter's reference and archived flag come from a covering index, one probe per member
-# (the fence keeps the planner from hashing the whole meters table instead).
-_ROSTER = text(
-    f"""
-    WITH page AS (
+def roster_cte(day: str = "CAST(:day AS date)") -> str:
+    """A CTE `members(meter_id, partner_reference)`: group :group_id's roster on `day`
+    (archived meters left out), for the roster and for statements that compare it with
+    another list (dispatch drift). The meter's reference and archived flag come from a
+    covering index, one probe per member (the fence keeps the planner from hashing the
+    whole meters table instead)."""
+    return f"""members AS (
         SELECT c.meter_id, m.partner_reference
         FROM group_memberships c
         LEFT JOIN LATERAL (
             SELECT partner_reference, is_archived FROM meters
             WHERE meters.meter_id = c.meter_id OFFSET 0
         ) m ON true
-        WHERE c.market_group_id = :group_id AND c.meter_id > :after
-          AND m.is_archived IS NOT TRUE AND {_decides("CAST(:day AS date)")}
-        ORDER BY c.meter_id
-        LIMIT :limit
+        WHERE c.market_group_id = :group_id AND m.is_archived IS NOT TRUE
+          AND {_decides(day)}
+    )"""
+
+
+# One page of the roster, as the JSON array of its items, built by PostgreSQL: turning
+# 100k rows into Python objects and back into JSON cost more than the query itself.
+_ROSTER = text(
+    f"""
+    WITH {roster_cte()}, page AS (
+        SELECT meter_id, partner_reference FROM members
+        WHERE meter_id > :after ORDER BY meter_id LIMIT :limit
     )
     SELECT count(*) AS n,
            (array_agg(meter_id ORDER BY meter_id DESC))[1] AS last_id,

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.leap_sim.control import build_control_router
+from app.leap_sim.dispatch_api import build_dispatch_router
 from app.leap_sim.faults import FaultMiddleware
 from app.leap_sim.search import MeterFilter, SearchError, search
 from app.leap_sim.sender import Target
@@ -140,6 +141,7 @@ def create_app(state: SimState) -> FastAPI:
         try:
             yield
         finally:
+            await state.dispatch.aclose()
             await state.sender.aclose()
 
     app = FastAPI(title="leap-sim", version="1", lifespan=lifespan)
@@ -270,6 +272,7 @@ def create_app(state: SimState) -> FastAPI:
     app.include_router(v2)
     app.include_router(hooks)
     app.include_router(build_control_router(state))
+    app.include_router(build_dispatch_router(state))
     app.add_middleware(_RequireKey, state=state)
     app.add_middleware(FaultMiddleware, injector=state.faults)
     app.add_middleware(_CountRequests, state=state)

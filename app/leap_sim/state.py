@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app.leap_sim import regions as R
+from app.leap_sim.dispatch import DispatchSurface
 from app.leap_sim.faults import FaultInjector
 from app.leap_sim.portfolio import FAR_FUTURE, MeterCore, Portfolio, iso
 from app.leap_sim.sender import Sender, Target
@@ -72,6 +73,7 @@ class SimState:
     counts: Counter[str] = field(default_factory=Counter)
     emitted: deque[JSON] = field(default_factory=lambda: deque(maxlen=50_000))
     rosters: dict[str, set[int]] = field(default_factory=dict)
+    dispatch: DispatchSurface = field(default_factory=DispatchSurface)
 
     # ---- events ---------------------------------------------------------------------
     def emit(self, payload: JSON) -> list[str]:

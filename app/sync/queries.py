@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utc_now
 from app.config import ApiMode, Settings
+from app.dispatch.queries import status as dispatch_status
 from app.models import Job, JobStatus, RunMode, RunStatus, SyncRun, WebhookEvent, WebhookStatus
 from app.sync.runs import last_run
 from app.sync.schemas import RunOut, SyncStatus
@@ -49,6 +50,7 @@ async def status(session: AsyncSession, settings: Settings) -> SyncStatus:
         queued_jobs=int(queued or 0),
         failed_events=int(counts.get(WebhookStatus.FAILED, 0)),
         dead_events=int(counts.get(WebhookStatus.DEAD, 0)),
+        dispatch=await dispatch_status(session),
     )
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 
 from app.config import ApiMode
+from app.dispatch.schemas import DispatchStatus
 from app.models import RunMode
 
 
@@ -45,3 +46,4 @@ class SyncStatus(BaseModel):
     queued_jobs: int
     failed_events: int
     dead_events: int
+    dispatch: DispatchStatus

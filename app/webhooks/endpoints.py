@@ -5,17 +5,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from app.auth import OpsScope
-from app.deps import SessionDep, SettingsDep
+from app.deps import SessionDep
 from app.params import QueryInt, single_valued
 from app.problems import Problem, problem_responses
 from app.webhooks import repository
 from app.webhooks.queries import event_detail, event_page
 from app.webhooks.retry import replay
 from app.webhooks.schemas import EventDetail, EventPage
-from app.webhooks.service import ApplyOptions
 
 router = APIRouter(dependencies=[Depends(single_valued)])
 
@@ -71,9 +70,10 @@ async def get_webhook_event(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def replay_webhook_event(
-    webhook_event_id: uuid.UUID, session: SessionDep, settings: SettingsDep, _: OpsScope
+    webhook_event_id: uuid.UUID, session: SessionDep, request: Request, _: OpsScope
 ) -> EventDetail:
-    event = await replay(session, webhook_event_id, ApplyOptions.of(settings))
+    # The receiver's options know every surface's stored events (dispatch too).
+    event = await replay(session, webhook_event_id, request.app.state.receiver.options)
     if event is None:
         raise Problem(404, "no webhook event with this id")
     return event_detail(event)

@@ -33,13 +33,20 @@ async def reapply(session: AsyncSession, event: WebhookEvent, options: ApplyOpti
     try:
         if event.body is None:
             raise ValueError("the body was pruned by retention")
-        envelope = read_envelope(parsing.decode(event.body))
-        if envelope.event_type not in KNOWN_EVENT_TYPES:
-            event.status = WebhookStatus.IGNORED
-            return True
-        payload = EVENT_ADAPTER.validate_python(envelope.payload)
-        async with session.begin_nested():
-            await apply(session, payload, event.webhook_event_id, options)
+        reapplier = options.reappliers.get(event.event_type)
+        if reapplier is not None:
+            # Another surface's stored body (a dispatch notification): its own domain
+            # applies it, in a savepoint too.
+            async with session.begin_nested():
+                await reapplier(session, event.body, event.webhook_event_id, options)
+        else:
+            envelope = read_envelope(parsing.decode(event.body))
+            if envelope.event_type not in KNOWN_EVENT_TYPES:
+                event.status = WebhookStatus.IGNORED
+                return True
+            payload = EVENT_ADAPTER.validate_python(envelope.payload)
+            async with session.begin_nested():
+                await apply(session, payload, event.webhook_event_id, options)
     except (ValueError, ValidationError, parsing.BadBody) as exc:
         event.status, event.error, event.next_attempt_at = (
             WebhookStatus.DEAD,

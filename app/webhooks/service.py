@@ -13,8 +13,8 @@ import asyncio
 import hashlib
 import logging
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -105,16 +105,30 @@ class Inbox:
         return self._autocommit
 
 
+# Applies a stored body of another surface again (dispatch notifications): the inbox is
+# shared, the effects belong to that surface's domain. Raises ValueError or a pydantic
+# ValidationError for a body that can never apply.
+Reapplier = Callable[[AsyncSession, bytes, uuid.UUID, "ApplyOptions"], Awaitable[None]]
+
+
 @dataclass(frozen=True, slots=True)
 class ApplyOptions:
-    """How effects are applied: queue refetches (API mode), and the market zones."""
+    """How effects are applied: queue refetches (API mode), the market zones, and how
+    the stored events of other surfaces are applied again (by event type)."""
 
     refresh: bool
     zones: Mapping[str, str]
+    reappliers: Mapping[str, Reapplier] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, settings: Settings) -> ApplyOptions:
-        return cls(refresh=settings.api_mode == ApiMode.API, zones=settings.market_timezones)
+    def of(
+        cls, settings: Settings, reappliers: Mapping[str, Reapplier] | None = None
+    ) -> ApplyOptions:
+        return cls(
+            refresh=settings.api_mode == ApiMode.API,
+            zones=settings.market_timezones,
+            reappliers=reappliers or {},
+        )
 
 
 async def apply(
@@ -145,7 +159,7 @@ async def receive(inbox: Inbox, raw: bytes, options: ApplyOptions) -> Receipt:
         raise Rejected(422, str(exc)) from None
     event_id, event_type = envelope.webhook_event_id, envelope.event_type
     logs.webhook_event_id.set(event_id)
-    delivery = _Delivery(inbox, event_id, event_type, raw, hashlib.sha256(raw).digest())
+    delivery = Delivery(inbox, event_id, event_type, raw, hashlib.sha256(raw).digest())
     try:
         async with asyncio.timeout(STORE_DEADLINE_S):
             if event_type not in KNOWN_EVENT_TYPES:
@@ -154,20 +168,28 @@ async def receive(inbox: Inbox, raw: bytes, options: ApplyOptions) -> Receipt:
                 event = EVENT_ADAPTER.validate_python(envelope.payload)
             except ValidationError as exc:
                 errors = field_errors(exc)
-                await delivery.store_only(WebhookStatus.DEAD, error=_error_text(errors))
+                await delivery.store_only(WebhookStatus.DEAD, error=error_text(errors))
                 raise Rejected(422, "payload does not match Leap's schema", errors) from None
             if isinstance(event, GroupUpdated | ConnectSessionUpdated | AuthorizationUpdated):
-                return await delivery.store_and_apply(event, options)
+                return await delivery.store_and_apply(
+                    lambda session: apply(session, event, event_id, options),
+                    partner_reference=getattr(event, "partner_reference", None),
+                )
             return await delivery.store_meter_event(event, options.refresh)
     except (Rejected, Unavailable):
         raise
     except Exception as exc:
-        if isinstance(exc, TimeoutError) or is_unavailable(exc):
-            raise Unavailable(str(exc) or type(exc).__name__) from exc
+        raise_if_unavailable(exc)
         raise
 
 
-def _error_text(errors: list[dict[str, Any]]) -> str:
+def raise_if_unavailable(exc: BaseException) -> None:
+    """A deadline passed or PostgreSQL could not be reached: Unavailable (503)."""
+    if isinstance(exc, TimeoutError) or is_unavailable(exc):
+        raise Unavailable(str(exc) or type(exc).__name__) from exc
+
+
+def error_text(errors: list[dict[str, Any]]) -> str:
     return storable_text("; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors))
 
 
@@ -177,13 +199,13 @@ def storable_text(value: str, limit: int = 4000) -> str:
     return cleaned.encode("utf-8", "replace").decode("utf-8")
 
 
-def _reraise_if_unavailable(exc: Exception) -> None:
+def reraise_if_unavailable(exc: Exception) -> None:
     if is_unavailable(exc) or isinstance(exc, TimeoutError):
         raise exc
 
 
 @dataclass(slots=True)
-class _Delivery:
+class Delivery:
     inbox: Inbox
     event_id: uuid.UUID
     event_type: str
@@ -193,7 +215,7 @@ class _Delivery:
     def _receipt(self, outcome: Outcome, conflicting: bool = False) -> Receipt:
         return Receipt(self.event_id, self.event_type, outcome, conflicting)
 
-    async def _duplicate(self, conn: AsyncSession | AsyncConnection) -> Receipt:
+    async def duplicate(self, conn: AsyncSession | AsyncConnection) -> Receipt:
         conflicting = await repository.note_redelivery(conn, self.event_id, self.sha)
         return self._receipt("duplicate", conflicting)
 
@@ -210,7 +232,7 @@ class _Delivery:
             )
             if stored:
                 return self._receipt("ignored" if status == WebhookStatus.IGNORED else "failed")
-            return await self._duplicate(conn)
+            return await self.duplicate(conn)
 
     async def store_meter_event(self, event: MeterEvent, refresh: bool) -> Receipt:
         try:
@@ -224,16 +246,22 @@ class _Delivery:
                 refresh=refresh,
             )
         except Exception as exc:
-            _reraise_if_unavailable(exc)
-            return await self._store_failed(exc, event.meter_id, event.partner_reference)
+            reraise_if_unavailable(exc)
+            return await self.store_failed(exc, event.meter_id, event.partner_reference)
         if stored:
             return self._receipt("accepted")
         async with self.inbox.autocommit().connect() as conn:
-            return await self._duplicate(conn)
+            return await self.duplicate(conn)
 
-    async def store_and_apply(self, event: LeapEvent, options: ApplyOptions) -> Receipt:
-        meter_id = getattr(event, "meter_id", None)
-        partner_reference = getattr(event, "partner_reference", None)
+    async def store_and_apply(
+        self,
+        effects: Callable[[AsyncSession], Awaitable[None]],
+        *,
+        meter_id: uuid.UUID | None = None,
+        partner_reference: str | None = None,
+    ) -> Receipt:
+        """Store the event and apply `effects` in one transaction; if applying fails, the
+        effects are rolled back and the event is still stored, marked failed."""
         async with self.inbox.sessions() as session:
             try:
                 stored = await repository.insert(
@@ -247,19 +275,19 @@ class _Delivery:
                     partner_reference=partner_reference,
                 )
                 if not stored:
-                    receipt = await self._duplicate(session)
+                    receipt = await self.duplicate(session)
                     await session.commit()
                     return receipt
-                await apply(session, event, self.event_id, options)
+                await effects(session)
                 await session.commit()
                 return self._receipt("accepted")
             except Exception as exc:
                 await session.rollback()
-                _reraise_if_unavailable(exc)
+                reraise_if_unavailable(exc)
                 failure = exc
-        return await self._store_failed(failure, meter_id, partner_reference)
+        return await self.store_failed(failure, meter_id, partner_reference)
 
-    async def _store_failed(
+    async def store_failed(
         self, failure: Exception, meter_id: uuid.UUID | None, partner_reference: str | None
     ) -> Receipt:
         """The effects were rolled back; the event itself is still kept, marked failed."""
@@ -282,5 +310,5 @@ class _Delivery:
             )
             if not stored:
                 # A concurrent delivery of this id got there first: this one is a duplicate.
-                return await self._duplicate(conn)
+                return await self.duplicate(conn)
         return self._receipt("failed")

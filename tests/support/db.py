@@ -18,7 +18,7 @@ from tests.support.settings import ROOT
 
 TABLES = (
     "group_memberships, jobs, market_groups, meters, partner_events, partners, sync_runs, "
-    "webhook_events"
+    "webhook_events, dispatch_drifts, dispatches, dispatch_set_meters, dispatch_meter_sets"
 )
 
 

@@ -1,0 +1,152 @@
+"""Dispatches for the partner's asset services: what must act, and when."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from app.auth import ReadScope
+from app.deps import SessionDep
+from app.dispatch import queries
+from app.dispatch.queries import DispatchFilter
+from app.dispatch.schemas import (
+    DispatchDetail,
+    DispatchMeterPage,
+    DispatchPage,
+    PartnerDispatchPage,
+)
+from app.params import IsoDateTime, QueryBool, QueryInt, single_valued
+from app.partners.endpoints import STORABLE_REFERENCE
+from app.problems import Problem, problem_responses
+
+router = APIRouter(tags=["dispatch"], dependencies=[Depends(single_valued)])
+
+Kind = Annotated[
+    Literal["group", "meter"] | None,
+    Query(description="Which kind, when Leap used one id for both (its examples do)."),
+]
+_FILTERS_DOC = (
+    "`start` / `end` (ISO 8601 instants) select timeslots overlapping `[start, end)`; "
+    "`meter_id` matches meter dispatches of that meter and group dispatches listing it; "
+    "cancelled timeslots only with `include_cancelled=true`, Leap's integration-test "
+    "notifications only with `include_tests=true`. Ordered by start time; pass "
+    "`next_cursor` back as `cursor` for the next page."
+)
+
+
+class _Filters:
+    def __init__(
+        self,
+        start: IsoDateTime | None = None,
+        end: IsoDateTime | None = None,
+        include_cancelled: QueryBool = False,
+        include_tests: QueryBool = False,
+        limit: Annotated[QueryInt, Query(ge=1, le=1000)] = 100,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> None:
+        for name, value in (("start", start), ("end", end)):
+            if value is not None and value.tzinfo is None:
+                raise Problem(422, f"{name} must carry a time zone (e.g. Z)")
+        if start is not None and end is not None and end < start:
+            raise Problem(422, "end is before start")
+        self.values = DispatchFilter(
+            start=start,
+            end=end,
+            include_cancelled=include_cancelled,
+            include_tests=include_tests,
+            limit=limit,
+            cursor=cursor,
+        )
+
+
+Filters = Annotated[_Filters, Depends()]
+
+
+@router.get(
+    "/v1/dispatches",
+    summary="List dispatch timeslots",
+    description=_FILTERS_DOC,
+    response_model=DispatchPage,
+    responses=problem_responses(401, 403, 422),
+)
+async def list_dispatches(
+    session: SessionDep,
+    _: ReadScope,
+    filters: Filters,
+    market_group_id: uuid.UUID | None = None,
+    meter_id: uuid.UUID | None = None,
+    partner_reference: Annotated[
+        str | None, Query(min_length=1, max_length=256, pattern=STORABLE_REFERENCE)
+    ] = None,
+) -> DispatchPage:
+    chosen = replace(
+        filters.values,
+        market_group_id=market_group_id,
+        meter_id=meter_id,
+        partner_reference=partner_reference,
+    )
+    return await queries.list_dispatches(session, chosen)
+
+
+@router.get(
+    "/v1/dispatches/{dispatch_event_id}",
+    summary="One dispatch timeslot, with its drift",
+    description=(
+        "The timeslot and, for a group dispatch, the check of Leap's meter list against our "
+        "roster of that group on the timeslot's trade date: `leap_only` (dispatched, not in "
+        "our roster) and `local_only` (in our roster, not dispatched)."
+    ),
+    response_model=DispatchDetail,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_dispatch(
+    dispatch_event_id: uuid.UUID, session: SessionDep, _: ReadScope, kind: Kind = None
+) -> DispatchDetail:
+    return await queries.get_dispatch(session, dispatch_event_id, kind)
+
+
+@router.get(
+    "/v1/dispatches/{dispatch_event_id}/meters",
+    summary="Who must act: the dispatch's meters and their partner_reference",
+    description=(
+        "Leap's meter list for the timeslot in meter_id order, each with its "
+        "partner_reference (null when the meter is not known here). Pass `next_cursor` "
+        "back as `cursor`."
+    ),
+    response_model=DispatchMeterPage,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_dispatch_meters(
+    dispatch_event_id: uuid.UUID,
+    session: SessionDep,
+    _: ReadScope,
+    kind: Kind = None,
+    cursor: uuid.UUID | None = None,
+    limit: Annotated[QueryInt, Query(ge=1, le=100_000)] = 10_000,
+) -> DispatchMeterPage:
+    return await queries.dispatch_meters(session, dispatch_event_id, kind, cursor, limit)
+
+
+@router.get(
+    "/v1/partner-references/{partner_reference}/dispatches",
+    summary="What a partner reference's meters must do, and when",
+    description="The timeslots involving the reference's meters. " + _FILTERS_DOC,
+    response_model=PartnerDispatchPage,
+    responses=problem_responses(401, 403, 422),
+)
+async def partner_dispatches(
+    partner_reference: Annotated[
+        str, Path(min_length=1, max_length=256, pattern=STORABLE_REFERENCE)
+    ],
+    session: SessionDep,
+    _: ReadScope,
+    filters: Filters,
+) -> PartnerDispatchPage:
+    chosen = replace(filters.values, partner_reference=partner_reference)
+    page = await queries.list_dispatches(session, chosen)
+    return PartnerDispatchPage(
+        partner_reference=partner_reference, items=page.items, next_cursor=page.next_cursor
+    )

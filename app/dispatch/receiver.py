@@ -1,0 +1,124 @@
+"""POST /webhooks/leap/dispatch: Leap's dispatch notifications.
+
+Same secret header, limits and answer table as the event receiver, whose checks and
+answers are reused as they are (app/webhooks/receiver.py). A dispatch body carries no
+event id, so its id in the event log is the UUID made of the first 16 bytes of its
+SHA-256: the same body again is a duplicate (200). The body is stored and its timeslots
+applied in one transaction before the 2xx; an apply failure still stores the body
+(failed, retried by the worker, replayable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app import logs
+from app.dispatch import service
+from app.leap.dispatch import notification_type, parse_notification
+from app.models import WebhookStatus
+from app.webhooks import parsing
+from app.webhooks.receiver import Receiver, answer, mount_delivery_route, operation, read_delivery
+from app.webhooks.service import (
+    STORE_DEADLINE_S,
+    ApplyOptions,
+    Delivery,
+    Inbox,
+    Receipt,
+    Rejected,
+    error_text,
+    field_errors,
+    raise_if_unavailable,
+)
+
+PATH = "/webhooks/leap/dispatch"
+
+
+def body_event_id(raw: bytes) -> uuid.UUID:
+    """The event-log id of a dispatch body: its SHA-256's first 16 bytes."""
+    return uuid.UUID(bytes=hashlib.sha256(raw).digest()[:16])
+
+
+async def _store_and_apply(delivery: Delivery, body: Any, options: ApplyOptions) -> Receipt:
+    try:
+        note = parse_notification(delivery.event_type, body)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        await delivery.store_only(WebhookStatus.DEAD, error=error_text(errors))
+        raise Rejected(422, "body does not match Leap's dispatch schema", errors) from None
+    applied: list[service.Applied] = []
+
+    async def effects(session: Any) -> None:
+        applied.append(
+            await service.apply_notification(
+                session,
+                note,
+                webhook_event_id=delivery.event_id,
+                refresh=options.refresh,
+                zones=options.zones,
+            )
+        )
+
+    receipt = await delivery.store_and_apply(effects)
+    if receipt.outcome == "accepted" and applied:
+        service.report(applied[0])  # after the commit: the log line and the metrics
+    return receipt
+
+
+async def receive(inbox: Inbox, raw: bytes, options: ApplyOptions) -> Receipt:
+    try:
+        body = parsing.decode(raw)
+    except parsing.BadBody as exc:
+        raise Rejected(400, str(exc)) from None
+    try:
+        event_type = notification_type(body)
+    except ValueError as exc:
+        raise Rejected(422, str(exc)) from None
+    sha = hashlib.sha256(raw).digest()
+    event_id = uuid.UUID(bytes=sha[:16])
+    logs.webhook_event_id.set(event_id)
+    delivery = Delivery(inbox, event_id, event_type, raw, sha)
+    try:
+        async with asyncio.timeout(STORE_DEADLINE_S):
+            return await _store_and_apply(delivery, body, options)
+    except Rejected:
+        raise
+    except Exception as exc:
+        raise_if_unavailable(exc)
+        raise
+
+
+async def receive_dispatch(request: Request) -> Response:
+    started = time.perf_counter()
+    receiver: Receiver = request.app.state.receiver
+    raw = await read_delivery(request, receiver, started)
+    if isinstance(raw, Response):
+        return raw
+    return await answer(receive(receiver.inbox, raw, receiver.options), started, "dispatch")
+
+
+def mount(app: FastAPI) -> None:
+    mount_delivery_route(
+        app,
+        PATH,
+        receive_dispatch,
+        operation(
+            "Receive a Leap dispatch notification",
+            "Leap's dispatch webhooks (meter and group) post `{meter_dispatches: [...]}` or "
+            "`{group_dispatches: [...]}` here with the shared secret in the configured "
+            "header. Each timeslot is upserted by `meter_event_id` / "
+            "`market_group_event_id`; a group dispatch's meter list is checked against the "
+            "local roster. The body is kept in the event log under the UUID of its "
+            "SHA-256's first 16 bytes (type `dispatch.meter` or `dispatch.group`): 202 "
+            "accepted, 200 for the same body again.",
+            "receive_leap_dispatch",
+        ),
+    )

@@ -1,0 +1,74 @@
+"""Leap's dispatching.yml for tests: its example payloads and schema validators.
+
+Read through tests/support/leap_schemas.py (one place that knows where Leap's files are;
+see the merge note: they move to the extracted tests/leap_contract/ files).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from jsonschema import Draft4Validator  # type: ignore[import-untyped]  # no stubs
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT4
+
+from tests.support.leap_schemas import FORMATS, document
+
+JSON = dict[str, Any]
+DOC = "dispatching.yml"
+_URN = "urn:leap:dispatching.yml"
+
+
+def _normalise(value: Any) -> Any:
+    """YAML reads unquoted instants as datetimes: back to the strings Leap sends."""
+    return json.loads(json.dumps(value, default=lambda v: v.isoformat().replace("+00:00", "Z")))
+
+
+def notification_examples() -> list[tuple[str, JSON]]:
+    """Every example of a dispatch notification body in dispatching.yml, named."""
+    doc = document(DOC)
+    found: list[tuple[str, JSON]] = []
+    for path in (
+        "/dispatch/meter/webhook/integration_test",
+        "/dispatch/group/webhook/integration_test",
+    ):
+        content = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        kind = path.split("/")[2]
+        for name, example in content["examples"].items():
+            found.append((f"{kind}: {name}", _normalise(example["value"])))
+    schemas = doc["components"]["schemas"]
+    for schema in (
+        "WebhookMeterDispatchIntegrationTestRequest",
+        "WebhookGroupDispatchIntegrationTestRequest",
+    ):
+        found.append((f"{schema} example", _normalise(schemas[schema]["example"])))
+    return found
+
+
+def search_examples() -> list[tuple[str, str, JSON]]:
+    """(kind, schema, example) of the two search answers."""
+    schemas = document(DOC)["components"]["schemas"]
+    return [
+        ("meter", name, _normalise(schemas[name]["example"]))
+        for name in ("SearchMeterDispatchEventResponse",)
+    ] + [
+        ("group", name, _normalise(schemas[name]["example"]))
+        for name in ("SearchGroupDispatchEventResponse",)
+    ]
+
+
+@functools.cache
+def _registry() -> Registry[Any]:
+    resource: Resource[Any] = Resource.from_contents(document(DOC), default_specification=DRAFT4)
+    registry: Registry[Any] = Registry().with_resource(_URN, resource)
+    return registry
+
+
+def errors(schema: str, instance: object) -> list[str]:
+    ref = {"$ref": f"{_URN}#/components/schemas/{schema}"}
+    check = Draft4Validator(ref, registry=_registry(), format_checker=FORMATS)
+    return [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in check.iter_errors(instance)
+    ]
