@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import tracemalloc
+import uuid
 import zlib
 from collections.abc import AsyncIterator
 
@@ -13,12 +14,14 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.dispatch.bodies import encode, group_body, timeslot
 from tests.support import events
 from tests.support.db import scalar
 from tests.support.live import LiveApp
 from tests.support.settings import WEBHOOK_SECRET
 
 SMALL_LIMIT = 4096
+DISPATCH = "/webhooks/leap/dispatch"
 
 
 def _headers(encoding: str | None) -> dict[str, str]:
@@ -131,3 +134,19 @@ async def test_broken_gzip_is_400_and_nothing_stored(
     response = await _post(client, content, "gzip")
     assert response.status_code == 400
     assert await scalar(engine, "SELECT count(*) FROM webhook_events") == 0
+
+
+async def test_the_dispatch_receiver_reads_gzip_the_same_way(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    raw = encode(
+        group_body(uuid.uuid4(), [uuid.uuid4()], [timeslot("market_group_event_id", uuid.uuid4())])
+    )
+    headers = _headers("gzip")
+    first = await client.post(DISPATCH, content=gzip.compress(raw), headers=headers)
+    # The log id is the SHA-256 of the decoded body: the plain body again is a duplicate.
+    again = await client.post(DISPATCH, content=raw, headers=_headers(None))
+    refused = await client.post(DISPATCH, content=raw, headers=_headers("deflate"))
+    assert [first.status_code, again.status_code, refused.status_code] == [202, 200, 415]
+    assert first.json()["webhook_event_id"] == again.json()["webhook_event_id"]
+    assert await scalar(engine, "SELECT count(*) FROM webhook_events") == 1
