@@ -49,22 +49,32 @@ def _address(url: str) -> tuple[str, int]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and all its descendants (granian forks workers)."""
+    """User + system CPU of a process and all its descendants (granian's workers)."""
     total = 0.0
     tick = os.sysconf("SC_CLK_TCK")
-    with contextlib.suppress(OSError):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / tick
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                total += cpu_seconds(int(child))
+    for each in _descendants(pid):
+        with contextlib.suppress(OSError, IndexError):
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
     return total
 
 
-def open_fds(pid: int) -> int:
+def _descendants(pid: int) -> list[int]:
+    found = [pid]
     with contextlib.suppress(OSError):
-        return len(os.listdir(f"/proc/{pid}/fd"))
-    return -1
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                found += _descendants(int(child))
+    return found
+
+
+def open_fds(pid: int) -> int:
+    """Descriptors open in a process and its descendants (granian's workers)."""
+    total = 0
+    for each in _descendants(pid):
+        with contextlib.suppress(OSError):
+            total += len(os.listdir(f"/proc/{each}/fd"))
+    return total
 
 
 def delivery_request() -> bytes:
@@ -177,7 +187,9 @@ def _raise_fd_limit() -> int:
     return hard
 
 
-def half_open(url: str, pid: int, wanted: int, open_budget_s: float = 20.0) -> str:
+def half_open(
+    url: str, pid: int, wanted: int, silent: bool = False, open_budget_s: float = 20.0
+) -> str:
     limit = _raise_fd_limit()
     wanted = min(wanted, limit - 64)
     address = _address(url)
@@ -205,7 +217,8 @@ def half_open(url: str, pid: int, wanted: int, open_budget_s: float = 20.0) -> s
             del connecting[sock]
             if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
                 with contextlib.suppress(OSError):
-                    sock.send(HEAD_START)  # a head that never ends
+                    if not silent:  # silent: not even a TLS ClientHello
+                        sock.send(HEAD_START)  # a head that never ends
                     held.append(sock)
                     continue
             sock.close()
@@ -241,7 +254,8 @@ def half_open(url: str, pid: int, wanted: int, open_budget_s: float = 20.0) -> s
     verdict = "HELD" if len(ok) == len(deliveries) and stalled_dropped else "FAILED"
     timeline = ", ".join(f"{s + 1}s:{n}" for s, n in sorted(dropped_at.items()) if s in (1, 4, 9))
     return (
-        f"half-open: {verdict} | {len(held)} held ({refused} not connected) in {opened_s:.1f} s,"
+        f"half-open{' (silent)' if silent else ''}: {verdict} | {len(held)} held"
+        f" ({refused} not connected) in {opened_s:.1f} s,"
         f" server fds {server_fds} | deliveries meanwhile "
         + ", ".join(f"{s or 'none'} in {t:.2f} s" for s, t in deliveries)
         + f" | /healthz {health[0] or 'none'} in {health[1]:.2f} s"
@@ -316,7 +330,7 @@ def run_attacks(url: str, pid: int, attacks: list[str], args: argparse.Namespace
             print("  " + lines[-1], flush=True)
             time.sleep(2)
     if "half-open" in attacks:
-        lines.append(half_open(url, pid, args.half_open))
+        lines.append(half_open(url, pid, args.half_open, args.silent))
         print("  " + lines[-1], flush=True)
         time.sleep(2)
     if "drip" in attacks:
@@ -338,6 +352,9 @@ def main() -> None:
     )
     parser.add_argument("--half-open", type=int, default=20_000)
     parser.add_argument("--drippers", type=int, default=20)
+    parser.add_argument(
+        "--silent", action="store_true", help="half-open connections send nothing at all"
+    )
     parser.add_argument(
         "--server-fds",
         type=int,

@@ -50,6 +50,14 @@ def service_app() -> Any:
     return app
 
 
+def guarded_service_app() -> Any:
+    """Factory for `uvicorn-guard --workers N`: each worker process sets its own limits."""
+    from bench.guard import configure
+
+    configure(max_header_bytes=MAX_HEADER_BYTES, header_timeout_s=HEADER_TIMEOUT_S)
+    return service_app()
+
+
 def ceiling_app() -> Any:
     from bench.ceiling import build_app
 
@@ -92,15 +100,19 @@ def command(candidate: str, port: int, app: str = "service") -> list[str]:
     return [sys.executable, "-m", "bench.servers", candidate, "--port", str(port), "--app", app]
 
 
-def _run_uvicorn(candidate: str, app: Any, port: int) -> None:
+def _run_uvicorn(candidate: str, app: Any, args: argparse.Namespace) -> None:
+    import tempfile
+
     import uvicorn
 
     options: dict[str, Any] = {
         "host": "127.0.0.1",
-        "port": port,
+        "port": args.port,
         "log_config": None,
         "access_log": False,
         "timeout_graceful_shutdown": 20,
+        "ssl_certfile": args.ssl_certfile,
+        "ssl_keyfile": args.ssl_keyfile,
     }
     if candidate == "uvicorn-h11":
         options.update(http="h11", h11_max_incomplete_event_size=MAX_HEADER_BYTES)
@@ -113,7 +125,13 @@ def _run_uvicorn(candidate: str, app: Any, port: int) -> None:
 
         configure(max_header_bytes=MAX_HEADER_BYTES, header_timeout_s=HEADER_TIMEOUT_S)
         options.update(http=GuardedHttpToolsProtocol, backlog=BACKLOG)
-    uvicorn.run(app, **options)
+    if args.workers == 1:
+        uvicorn.run(app, **options)
+        return
+    # Several processes, as `meter-sync serve --workers N`: metrics in a shared directory.
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bench-metrics-"))
+    factory = "guarded_service_app" if candidate == "uvicorn-guard" else "service_app"
+    uvicorn.run(f"bench.servers:{factory}", factory=True, workers=args.workers, **options)
 
 
 def _run_hypercorn(app: Any, port: int) -> None:
@@ -140,15 +158,21 @@ def main() -> None:
     parser.add_argument("candidate", choices=CANDIDATES)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--app", choices=("service", "ceiling"), default="service")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn candidates only")
+    parser.add_argument("--ssl-certfile", help="uvicorn candidates only")
+    parser.add_argument("--ssl-keyfile", help="uvicorn candidates only")
     args = parser.parse_args()
     if args.candidate == "granian":
         parser.error("granian is started through its own CLI: " + " ".join(command("granian", 0)))
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING"))
+    if args.workers > 1:
+        _run_uvicorn(args.candidate, None, args)
+        return
     app = service_app() if args.app == "service" else ceiling_app()
     if args.candidate == "hypercorn":
         _run_hypercorn(app, args.port)
     else:
-        _run_uvicorn(args.candidate, app, args.port)
+        _run_uvicorn(args.candidate, app, args)
 
 
 if __name__ == "__main__":
