@@ -11,8 +11,9 @@ HELD or FAILED:
   under 1 s of CPU on it.
 - half-open: one client opens as many connections as its descriptors allow (up to
   --half-open, default 20,000), each with an unfinished request head, and holds them.
-  Held when a normal delivery on a new connection gets its 2xx within 1 s while they are
-  held, and the server has dropped the stalled ones after 10 s.
+  It keeps reopening whatever the server drops while 3 normal deliveries are tried on new
+  connections. Held when each gets its 2xx within 1 s, and the server drops the stalled
+  ones within 10 s once the client stops reopening.
 - drip: --drippers clients send a valid head and then their body one byte a second.
   Held when each gets an answer or a close within 15 s (the receiver's 408 path) and a
   normal delivery meanwhile gets its 2xx within 1 s.
@@ -181,85 +182,111 @@ def huge_header(url: str, pid: int, size: int, budget_s: float = 60.0) -> str:
     )
 
 
-def _raise_fd_limit() -> int:
+def _raise_fd_limit(wanted: int) -> int:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    above = max(hard, wanted + 64)
+    with contextlib.suppress(ValueError, PermissionError):  # above hard: needs privileges
+        resource.setrlimit(resource.RLIMIT_NOFILE, (above, above))
+        return above
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
+
+
+class _Crowd:
+    """One client's many connections, each with an unfinished head (or nothing at all)."""
+
+    def __init__(self, address: tuple[str, int], silent: bool) -> None:
+        self.address = address
+        self.silent = silent
+        self.selector = selectors.EpollSelector()
+        self.connecting: dict[socket.socket, float] = {}
+        self.held: set[socket.socket] = set()
+        self.refused = 0
+        self.dropped = 0
+
+    def step(self, wanted: int) -> None:
+        """Open up to `wanted` in all; note the connections the server dropped."""
+        while len(self.held) + len(self.connecting) < wanted and len(self.connecting) < 512:
+            sock = socket.socket()
+            sock.setblocking(False)
+            if sock.connect_ex(self.address) not in (0, errno.EINPROGRESS):
+                sock.close()
+                self.refused += 1
+                break
+            self.connecting[sock] = time.monotonic()
+            self.selector.register(sock, selectors.EVENT_WRITE)
+        for key, _ in self.selector.select(timeout=0.1):
+            sock = key.fileobj  # type: ignore[assignment]
+            if self.connecting.pop(sock, None) is not None:
+                if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                    with contextlib.suppress(OSError):
+                        if not self.silent:  # silent: not even a TLS ClientHello
+                            sock.send(HEAD_START)  # a head that never ends
+                        self.selector.modify(sock, selectors.EVENT_READ)
+                        self.held.add(sock)
+                        continue
+                self.refused += 1
+            else:  # a held one became readable: the server answered or closed it
+                self.held.discard(sock)
+                self.dropped += 1
+            self.selector.unregister(sock)
+            sock.close()
+        for sock, since in list(self.connecting.items()):  # no SYN-ACK: the queue is full
+            if time.monotonic() - since > 3:
+                del self.connecting[sock]
+                self.selector.unregister(sock)
+                sock.close()
+                self.refused += 1
+
+    def close(self) -> None:
+        for sock in [*self.held, *self.connecting]:
+            sock.close()
+        self.selector.close()
 
 
 def half_open(
     url: str, pid: int, wanted: int, silent: bool = False, open_budget_s: float = 20.0
 ) -> str:
-    limit = _raise_fd_limit()
-    wanted = min(wanted, limit - 64)
-    address = _address(url)
-    selector = selectors.EpollSelector()
-    connecting: dict[socket.socket, float] = {}
-    held: list[socket.socket] = []
-    refused = 0
+    """Fill, then keep refilling for 6 s while 3 deliveries are tried, then stop refilling
+    and count what the server drops in 10 s."""
+    wanted = min(wanted, _raise_fd_limit(wanted) - 64)
+    crowd = _Crowd(_address(url), silent)
     started = time.monotonic()
-    while time.monotonic() - started < open_budget_s:
-        while len(held) + len(connecting) < wanted and len(connecting) < 512:
-            sock = socket.socket()
-            sock.setblocking(False)
-            code = sock.connect_ex(address)
-            if code not in (0, errno.EINPROGRESS):
-                sock.close()
-                refused += 1
-                break
-            connecting[sock] = time.monotonic()
-            selector.register(sock, selectors.EVENT_WRITE)
-        if not connecting:
-            break
-        for key, _ in selector.select(timeout=0.2):
-            sock = key.fileobj  # type: ignore[assignment]
-            selector.unregister(sock)
-            del connecting[sock]
-            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
-                with contextlib.suppress(OSError):
-                    if not silent:  # silent: not even a TLS ClientHello
-                        sock.send(HEAD_START)  # a head that never ends
-                    held.append(sock)
-                    continue
-            sock.close()
-            refused += 1
-        for sock, since in list(connecting.items()):  # SYN not answered: the queue is full
-            if time.monotonic() - since > 3:
-                selector.unregister(sock)
-                del connecting[sock]
-                sock.close()
-                refused += 1
-    for sock in connecting:
-        selector.unregister(sock)
-        sock.close()
-    opened_s = time.monotonic() - started
-    server_fds = open_fds(pid)
-    deliveries = [deliver(url) for _ in range(3)]
-    health = deliver_health(url)
-    for sock in held:
-        selector.register(sock, selectors.EVENT_READ)
-    dropped_at: dict[int, int] = {}
-    dropped = 0
+    while time.monotonic() - started < open_budget_s and (
+        len(crowd.held) < wanted or crowd.connecting
+    ):
+        crowd.step(wanted)
+    opened_s, at_start, server_fds = time.monotonic() - started, len(crowd.held), open_fds(pid)
+    deliveries: list[tuple[int | None, float]] = []
+
+    def try_deliveries() -> None:
+        for _ in range(3):
+            time.sleep(1.0)
+            deliveries.append(deliver(url))
+        deliveries.append(deliver_health(url))
+
+    trying = threading.Thread(target=try_deliveries, daemon=True)
+    trying.start()
+    refill_dropped = crowd.dropped
+    while trying.is_alive():
+        crowd.step(wanted)  # the attacker reopens whatever the server drops
+    refilled = crowd.dropped - refill_dropped
+    watching, before = len(crowd.held) + len(crowd.connecting), crowd.dropped
     watch_started = time.monotonic()
-    while time.monotonic() - watch_started < 10.5 and dropped < len(held):
-        for key, _ in selector.select(timeout=0.5):
-            selector.unregister(key.fileobj)
-            dropped += 1
-        dropped_at[int(time.monotonic() - watch_started)] = dropped
-    for sock in held:
-        sock.close()
-    selector.close()
-    ok = [s for s, t in deliveries if s is not None and 200 <= s < 300 and t <= 1.0]
-    stalled_dropped = dropped >= 0.95 * len(held)
-    verdict = "HELD" if len(ok) == len(deliveries) and stalled_dropped else "FAILED"
-    timeline = ", ".join(f"{s + 1}s:{n}" for s, n in sorted(dropped_at.items()) if s in (1, 4, 9))
+    while time.monotonic() - watch_started < 10 and crowd.held:
+        crowd.step(0)
+    dropped = crowd.dropped - before
+    crowd.close()
+    *sends, health = deliveries
+    ok = [s for s, t in sends if s is not None and 200 <= s < 300 and t <= 1.0]
+    verdict = "HELD" if len(ok) == len(sends) and dropped >= 0.95 * watching else "FAILED"
     return (
-        f"half-open{' (silent)' if silent else ''}: {verdict} | {len(held)} held"
-        f" ({refused} not connected) in {opened_s:.1f} s,"
-        f" server fds {server_fds} | deliveries meanwhile "
-        + ", ".join(f"{s or 'none'} in {t:.2f} s" for s, t in deliveries)
-        + f" | /healthz {health[0] or 'none'} in {health[1]:.2f} s"
-        + f" | dropped by server {dropped}/{len(held)} within 10 s ({timeline})"
+        f"half-open{' (silent)' if silent else ''}: {verdict} | {at_start} held"
+        f" ({crowd.refused} not connected) after {opened_s:.1f} s, server fds {server_fds}"
+        f" | refilling ({refilled} reopened), deliveries "
+        + ", ".join(f"{s or 'none'} in {t:.2f} s" for s, t in sends)
+        + f", /healthz {health[0] or 'none'} in {health[1]:.2f} s"
+        + f" | refilling stopped: server dropped {dropped}/{watching} within 10 s"
     )
 
 
@@ -350,7 +377,12 @@ def main() -> None:
         choices=("header", "half-open", "drip"),
         default=["header", "half-open", "drip"],
     )
-    parser.add_argument("--half-open", type=int, default=20_000)
+    parser.add_argument(
+        "--half-open",
+        type=int,
+        default=20_000,
+        help="connections to hold (one source address reaches ~28,000: its ephemeral ports)",
+    )
     parser.add_argument("--drippers", type=int, default=20)
     parser.add_argument(
         "--silent", action="store_true", help="half-open connections send nothing at all"

@@ -37,15 +37,24 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--server", nargs="+", choices=CANDIDATES, default=["uvicorn"])
+    parser.add_argument(
+        "--ceiling-server",
+        choices=("uvicorn", "granian"),
+        default="uvicorn",
+        help="server of the ceiling (the issue's reference is uvicorn)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("needs wrk: apt-get install -y wrk")
-    print(f"{today()} | {machine()} | 1 process, {args.connections} connections, {args.duration} s")
+    print(
+        f"{today()} | {machine()} | 1 process, {args.connections} connections, {args.duration} s"
+        f" | ceiling on {args.ceiling_server}"
+    )
     ratios: dict[str, list[float]] = {name: [] for name in args.server}
     for round_no in range(1, args.rounds + 1):
         for name in args.server:
             # Each candidate right after its own ceiling run: the pair shares the noise.
-            ceiling = measure("uvicorn", "ceiling", args.duration, args.connections)
+            ceiling = measure(args.ceiling_server, "ceiling", args.duration, args.connections)
             result = measure(name, "service", args.duration, args.connections)
             ratio = result["events_per_s"] / ceiling["events_per_s"]
             ratios[name].append(ratio)

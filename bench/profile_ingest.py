@@ -15,12 +15,14 @@ import argparse
 import collections
 import re
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import SECRET, fresh_database, machine, serve, today
+from bench.common import SECRET, fresh_database, launch, machine, today
 from bench.ingest import WRK_SCRIPT
+from bench.servers import CANDIDATES, command
 
 # Layers, by the file a frame comes from (first match wins), to read the profile at a glance.
 LAYERS = (
@@ -44,6 +46,11 @@ def _frame_key(frame: str) -> str:
         return frame
     function, path = match.groups()
     return f"{function} ({'/'.join(Path(path).parts[-2:])})"
+
+
+def _py_spy() -> str:
+    beside = Path(sys.executable).parent / "py-spy"  # installed in the venv by pip
+    return str(beside) if beside.exists() else "py-spy"
 
 
 def summarize(raw: str, top: int = 12) -> str:
@@ -80,11 +87,16 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--svg", type=Path)
+    parser.add_argument("--native", action="store_true", help="include C frames (slower)")
+    parser.add_argument(
+        "--app", choices=("service", "ceiling"), default="service", help="ceiling: bench.ceiling"
+    )
+    parser.add_argument("--server", choices=CANDIDATES, default="uvicorn")
     args = parser.parse_args()
-    print(f"{today()} | {machine()} | serve --no-worker, {args.connections} connections")
+    print(f"{today()} | {machine()} | {args.app} on {args.server}, {args.connections} connections")
     with (
         fresh_database("bench_profile") as url,
-        serve(url) as service,
+        launch(lambda port: command(args.server, port, args.app), url) as service,
         tempfile.TemporaryDirectory() as tmp,
     ):
         script = Path(tmp) / "ingest.lua"
@@ -105,7 +117,8 @@ def main() -> None:
         )
         time.sleep(3)  # warm-up
         raw = Path(tmp) / "profile.txt"
-        spy = ["py-spy", "record", "--pid", str(service.process.pid), "--rate", str(args.rate)]
+        spy = [_py_spy(), "record", "--pid", str(service.process.pid), "--rate", str(args.rate)]
+        spy += ["--native"] if args.native else []
         subprocess.run(
             [*spy, "--duration", str(args.duration), "--format", "raw", "-o", str(raw)],
             check=True,
