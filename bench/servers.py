@@ -28,7 +28,7 @@ CANDIDATES = (
     "uvicorn",  # today: meter-sync serve (httptools), nothing configured
     "uvicorn-h11",  # h11 parser with h11_max_incomplete_event_size
     "uvicorn-limits",  # httptools + limit_concurrency, timeout_keep_alive, backlog
-    "uvicorn-guard",  # httptools + bench.guard (header bytes, header timeout, shedding cap)
+    "uvicorn-guard",  # httptools + app.frontdoor (header bytes, header timeout, shedding cap)
     "granian",  # Rust (hyper) HTTP/1 with header-read timeout and buffer limit
     "hypercorn",  # h11 with h11_max_incomplete_size and read_timeout
 )
@@ -52,7 +52,7 @@ def service_app() -> Any:
 
 def guarded_service_app() -> Any:
     """Factory for `uvicorn-guard --workers N`: each worker process sets its own limits."""
-    from bench.guard import configure
+    from app.frontdoor import configure
 
     configure(max_header_bytes=MAX_HEADER_BYTES, header_timeout_s=HEADER_TIMEOUT_S)
     return service_app()
@@ -121,7 +121,7 @@ def _run_uvicorn(candidate: str, app: Any, args: argparse.Namespace) -> None:
             limit_concurrency=LIMIT_CONCURRENCY, timeout_keep_alive=KEEP_ALIVE_S, backlog=BACKLOG
         )
     elif candidate == "uvicorn-guard":
-        from bench.guard import GuardedHttpToolsProtocol, configure
+        from app.frontdoor import GuardedHttpToolsProtocol, configure
 
         configure(max_header_bytes=MAX_HEADER_BYTES, header_timeout_s=HEADER_TIMEOUT_S)
         options.update(http=GuardedHttpToolsProtocol, backlog=BACKLOG)

@@ -1,4 +1,4 @@
-"""A prototype front-door guard for uvicorn's httptools protocol (measured in bench/).
+"""The front door: limits uvicorn's httptools protocol lacks (chosen by measurement in bench/).
 
 uvicorn (httptools) has no header size limit, no header-read timeout and no connection
 cap. This subclass adds the three at the protocol level, before any ASGI code runs:
@@ -36,7 +36,7 @@ class Limits:
 
 LIMITS = Limits()
 # Connections waiting for (the rest of) a request head, oldest first. One server per
-# process, so a module-level registry is enough for the prototype.
+# process (each --workers process has its own), so a module-level registry is enough.
 _WAITING: OrderedDict[GuardedHttpToolsProtocol, None] = OrderedDict()
 
 _431 = (

@@ -20,8 +20,8 @@ import pytest
 import uvicorn
 
 from app.config import Settings
+from app.frontdoor import GuardedHttpToolsProtocol, configure
 from app.main import create_app
-from bench.guard import GuardedHttpToolsProtocol, configure
 
 MAX_HEADER_BYTES = 16 * 1024
 MAX_CONNECTIONS = 40
