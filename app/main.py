@@ -18,7 +18,6 @@ from app.db import create_engine, create_raw_pool, session_factory
 from app.dispatch import receiver as dispatch_receiver
 from app.dispatch.endpoints import router as dispatch_router
 from app.dispatch.service import REAPPLIERS as DISPATCH_REAPPLIERS
-from app.front import FrontDoorMiddleware
 from app.groups.endpoints import router as groups_router
 from app.health import router as health_router
 from app.logs import RequestIdMiddleware
@@ -27,6 +26,7 @@ from app.metrics import DatabaseGauges
 from app.metrics import router as metrics_router
 from app.openapi import keep_example_nulls
 from app.partners.endpoints import router as partners_router
+from app.response_policy import ResponsePolicyMiddleware
 from app.sync.endpoints import router as sync_router
 from app.webhooks import receiver
 from app.webhooks.endpoints import router as webhooks_router
@@ -126,7 +126,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
     receiver.mount(app)
     dispatch_receiver.mount(app)
     app.add_middleware(RequestIdMiddleware)
-    wrap_outermost(app, FrontDoorMiddleware)
+    wrap_outermost(app, ResponsePolicyMiddleware)
     return app
 
 

@@ -47,8 +47,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from app.front import FrontDoorMiddleware
 from app.leap.events import KNOWN_EVENT_TYPES
+from app.response_policy import ResponsePolicyMiddleware
 
 log = logging.getLogger("meter_sync.metrics")
 
@@ -404,7 +404,7 @@ def worker_app(engine: AsyncEngine, mode: str) -> Starlette:
     """`/metrics` and `/healthz` for `meter-sync worker --metrics-port`."""
     app = Starlette(
         routes=[Route("/healthz", _healthz), Route("/metrics", metrics)],
-        middleware=[Middleware(FrontDoorMiddleware)],
+        middleware=[Middleware(ResponsePolicyMiddleware)],
     )
     app.state.metrics_gauges = DatabaseGauges(engine, mode)
     return app

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,6 +69,21 @@ class Service:
 def serve(
     database_url: str, *extra_args: str, env: dict[str, str] | None = None
 ) -> Iterator[Service]:
+    """meter-sync itself, as `meter-sync serve --no-worker` runs it."""
+    cli = [sys.executable, "-m", "app.cli", "serve", "--no-worker"]
+    with launch(lambda port: [*cli, "--port", str(port), *extra_args], database_url, env) as svc:
+        yield svc
+
+
+@contextlib.contextmanager
+def launch(
+    command: Callable[[int], list[str]],
+    database_url: str,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+) -> Iterator[Service]:
+    """Start `command(port)` with the benchmark's settings; wait until /healthz answers.
+    The server's stderr goes to `log` when given (attacks make servers log a lot)."""
     port = free_port()
     environment = {
         **os.environ,
@@ -78,11 +93,9 @@ def serve(
         "LOG_LEVEL": "WARNING",
         **(env or {}),
     }
+    stderr = log.open("ab") if log is not None else None
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--no-worker", "--port", str(port), *extra_args],
-        env=environment,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
+        command(port), env=environment, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -92,9 +105,15 @@ def serve(
                 if httpx.get(f"{url}/healthz").status_code == 200:
                     break
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("meter-sync did not start")
+                raise RuntimeError(f"server did not start: {command(port)}")
             time.sleep(0.1)
         yield Service(url, process)
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if stderr is not None:
+            stderr.close()

@@ -14,6 +14,7 @@ import re
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -67,38 +68,31 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def run(duration: int, connections: int, threads: int, processes: int) -> dict[str, object]:
-    with fresh_database("bench_ingest") as url:
-        extra = ["--workers", str(processes)] if processes > 1 else []
-        with serve(url, *extra) as service, tempfile.TemporaryDirectory() as tmp:
-            script = Path(tmp) / "ingest.lua"
-            script.write_text(WRK_SCRIPT.replace("__SECRET__", SECRET))
-            # Warm up connections and caches, then measure.
-            subprocess.run(
-                ["wrk", "-t1", "-c8", "-d3s", "-s", str(script), service.url],
-                check=True,
-                capture_output=True,
-            )
-            out = subprocess.run(
-                [
-                    "wrk",
-                    f"-t{threads}",
-                    f"-c{connections}",
-                    f"-d{duration}s",
-                    "--latency",
-                    "-s",
-                    str(script),
-                    service.url,
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-        with psycopg.connect(url.replace("+asyncpg", "")) as conn:
-            stored = conn.execute("SELECT count(*) FROM webhook_events").fetchone()
-            failed = conn.execute(
-                "SELECT count(*) FROM webhook_events WHERE status <> 'applied'"
-            ).fetchone()
+def wrk_load(url: str, duration: int, connections: int, threads: int = 1) -> dict[str, Any]:
+    """Warm up (3 s, 8 connections), then load `url` with wrk; rate, latency, errors."""
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "ingest.lua"
+        script.write_text(WRK_SCRIPT.replace("__SECRET__", SECRET))
+        subprocess.run(
+            ["wrk", "-t1", "-c8", "-d3s", "-s", str(script), url],
+            check=True,
+            capture_output=True,
+        )
+        out = subprocess.run(
+            [
+                "wrk",
+                f"-t{threads}",
+                f"-c{connections}",
+                f"-d{duration}s",
+                "--latency",
+                "-s",
+                str(script),
+                url,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
@@ -110,10 +104,23 @@ def run(duration: int, connections: int, threads: int, processes: int) -> dict[s
         "p99_ms": _ms(*p99.groups()) if p99 else None,
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": errors.group(1) if errors else "none",
-        "stored_events": stored[0] if stored else None,
-        "not_applied": failed[0] if failed else None,
         "raw": out,
     }
+
+
+def run(duration: int, connections: int, threads: int, processes: int) -> dict[str, object]:
+    with fresh_database("bench_ingest") as url:
+        extra = ["--workers", str(processes)] if processes > 1 else []
+        with serve(url, *extra) as service:
+            result = wrk_load(service.url, duration, connections, threads)
+        with psycopg.connect(url.replace("+asyncpg", "")) as conn:
+            stored = conn.execute("SELECT count(*) FROM webhook_events").fetchone()
+            failed = conn.execute(
+                "SELECT count(*) FROM webhook_events WHERE status <> 'applied'"
+            ).fetchone()
+    result["stored_events"] = stored[0] if stored else None
+    result["not_applied"] = failed[0] if failed else None
+    return result
 
 
 def main() -> None:

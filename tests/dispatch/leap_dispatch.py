@@ -1,7 +1,5 @@
-"""Leap's dispatching.yml for tests: its example payloads and schema validators.
-
-Read through tests/support/leap_schemas.py (one place that knows where Leap's files are;
-see the merge note: they move to the extracted tests/leap_contract/ files).
+"""Leap's dispatching definitions for tests: its example payloads and schema validators,
+read from the files extracted into tests/leap_contract/ (scripts/extract_leap_contract.py).
 """
 
 from __future__ import annotations
@@ -14,6 +12,7 @@ from jsonschema import Draft4Validator  # type: ignore[import-untyped]  # no stu
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
+from tests.leap_contract import contract
 from tests.support.leap_schemas import FORMATS, document
 
 JSON = dict[str, Any]
@@ -27,35 +26,31 @@ def _normalise(value: Any) -> Any:
 
 
 def notification_examples() -> list[tuple[str, JSON]]:
-    """Every example of a dispatch notification body in dispatching.yml, named."""
-    doc = document(DOC)
+    """Every example of a dispatch notification body Leap publishes, named."""
     found: list[tuple[str, JSON]] = []
     for path in (
         "/dispatch/meter/webhook/integration_test",
         "/dispatch/group/webhook/integration_test",
     ):
-        content = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]
         kind = path.split("/")[2]
-        for name, example in content["examples"].items():
-            found.append((f"{kind}: {name}", _normalise(example["value"])))
-    schemas = doc["components"]["schemas"]
+        for ex in contract.examples(DOC, path=path, kind="media", direction="request"):
+            found.append((f"{kind}: {ex.entry['name']}", _normalise(ex.value)))
     for schema in (
         "WebhookMeterDispatchIntegrationTestRequest",
         "WebhookGroupDispatchIntegrationTestRequest",
     ):
-        found.append((f"{schema} example", _normalise(schemas[schema]["example"])))
+        found.append((f"{schema} example", _normalise(contract.schema_example(DOC, schema))))
     return found
 
 
 def search_examples() -> list[tuple[str, str, JSON]]:
     """(kind, schema, example) of the two search answers."""
-    schemas = document(DOC)["components"]["schemas"]
     return [
-        ("meter", name, _normalise(schemas[name]["example"]))
-        for name in ("SearchMeterDispatchEventResponse",)
-    ] + [
-        ("group", name, _normalise(schemas[name]["example"]))
-        for name in ("SearchGroupDispatchEventResponse",)
+        (kind, name, _normalise(contract.schema_example(DOC, name)))
+        for kind, name in (
+            ("meter", "SearchMeterDispatchEventResponse"),
+            ("group", "SearchGroupDispatchEventResponse"),
+        )
     ]
 
 

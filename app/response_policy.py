@@ -1,4 +1,4 @@
-"""What every answer gets at the front door: security headers, and HEAD wherever GET works.
+"""What every answer gets: security headers, and HEAD wherever GET works.
 
 Pure ASGI (no BaseHTTPMiddleware task per request), wrapped around the whole middleware
 stack so that even the 500 written by Starlette's error middleware carries the headers.
@@ -35,7 +35,9 @@ def security_headers(path: str) -> list[tuple[bytes, bytes]]:
     return _PROTECTED_HEADERS if path.startswith(PROTECTED_PREFIXES) else _OPEN_HEADERS
 
 
-class FrontDoorMiddleware:
+class ResponsePolicyMiddleware:
+    """Security headers on every answer, and HEAD served as GET (see the module doc)."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 

@@ -1,9 +1,9 @@
-"""What the front-door middleware (security headers, HEAD) costs per request, in-process.
+"""What the response-policy middleware (security headers, HEAD) costs per request, in-process.
 
-Run: .venv/bin/python -m bench.front_door [--requests 200000]
+Run: .venv/bin/python -m bench.response_policy [--requests 200000]
 
 A minimal ASGI app that answers like the receiver (start with three headers, one body)
-is called directly, with and without `FrontDoorMiddleware` around it, interleaved in
+is called directly, with and without `ResponsePolicyMiddleware` around it, interleaved in
 rounds so that load from other processes on the machine affects both alike. No network
 and no database: this isolates the middleware's own CPU per request.
 """
@@ -17,7 +17,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.front import FrontDoorMiddleware
+from app.response_policy import ResponsePolicyMiddleware
 from bench.common import machine, today
 
 _HEADERS = [
@@ -55,7 +55,7 @@ async def _per_request_us(app: ASGIApp, requests: int) -> float:
 
 async def run(requests: int, rounds: int) -> dict[str, float]:
     bare: ASGIApp = _receiver_like
-    wrapped: ASGIApp = FrontDoorMiddleware(_receiver_like)
+    wrapped: ASGIApp = ResponsePolicyMiddleware(_receiver_like)
     plain, front = [], []
     for _ in range(rounds):
         plain.append(await _per_request_us(bare, requests // rounds))
