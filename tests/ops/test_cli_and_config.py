@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from app import config_view
 from app.bootstrap import ensure_credentials
 from app.config import ConfigError, Settings, load_settings
 from app.logs import ConsoleFormatter, JsonFormatter
@@ -296,3 +297,8 @@ def test_migrate_works_from_an_installed_wheel(tmp_path: Path, database_url: str
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{fresh.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def test_config_shows_every_setting(tmp_path: Path) -> None:
+    shown = config_view.values(Settings(state_dir=tmp_path, _env_file=None))
+    assert set(shown) == {name.upper() for name in Settings.model_fields}
