@@ -65,6 +65,7 @@ def serve(
     """Serve the API and the webhook receiver (with the worker unless --no-worker)."""
     import uvicorn
 
+    from app import frontdoor
     from app.main import create_app, tune_gc
     from app.metrics import reset_multiprocess_dir
 
@@ -88,8 +89,10 @@ def serve(
             "ssl_certfile": ssl_certfile,
             "ssl_keyfile": ssl_keyfile,
             "timeout_graceful_shutdown": 20,
+            **frontdoor.uvicorn_options(),
         }
         if workers == 1:
+            frontdoor.configure()
             app = create_app(ready, run_worker=not no_worker)
             tune_gc()
             uvicorn.run(app, **common)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from app import problems
+from app import frontdoor, problems
 from app.config import Settings, load_settings
 from app.db import create_engine, create_raw_pool, session_factory
 from app.dispatch import receiver as dispatch_receiver
@@ -62,6 +62,7 @@ def tune_gc() -> None:
 
 def app_from_environment() -> FastAPI:
     """App factory for `serve --workers N`: each process reads what the parent prepared."""
+    frontdoor.configure()  # each process sets its own limits
     app = create_app(load_settings(), run_worker=os.environ.get("METER_SYNC_RUN_WORKER") == "1")
     tune_gc()
     return app
