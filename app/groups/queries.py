@@ -31,13 +31,15 @@ async def roster(
 ) -> dict[str, Any]:
     """The roster as RosterOut's JSON shape, built as plain data (it may hold 100k rows).
     Without a trade date: today in the group's own market zone."""
-    zone = await repository.group_zone(session, group_id)
-    if zone is False:
+    group = await repository.group_name_and_zone(session, group_id)
+    if group is None:
         raise Problem(404, "no market group with this id")
-    day = _checked(trade_date or current_trade_date(ZoneInfo(str(zone or "UTC"))))
+    name, zone = group
+    day = _checked(trade_date or current_trade_date(ZoneInfo(zone or "UTC")))
     rows = await repository.roster(session, group_id, day, after=cursor, limit=limit)
     return {
         "market_group_id": str(group_id),
+        "market_group_name": name,
         "trade_date": day.isoformat(),
         "items": [{"meter_id": str(m), "partner_reference": r} for m, r in rows],
         "next_cursor": str(rows[-1][0]) if len(rows) == limit else None,
@@ -51,8 +53,13 @@ async def group_counts(session: AsyncSession, trade_date: date | None) -> Groups
         trade_date=day,
         items=[
             GroupCount(
-                market_group_id=g, market_group_name=n, time_zone=z, trade_date=d, meter_count=c
+                market_group_id=g,
+                market_group_name=n,
+                time_zone=z,
+                transmission_region=r,
+                trade_date=d,
+                meter_count=c,
             )
-            for g, n, z, d, c in rows
+            for g, n, z, d, c, r in rows
         ],
     )
