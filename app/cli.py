@@ -70,7 +70,7 @@ def serve(
     from app.metrics import reset_multiprocess_dir
 
     settings, notes = ensure_credentials(_settings())
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(settings.state_dir.resolve() / "metrics")
     reset_multiprocess_dir()
@@ -80,7 +80,8 @@ def serve(
     # would end the process before the embedded PostgreSQL is stopped below.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with _database(settings) as ready:
-        console.print(f"meter-sync on http{'s' if ssl_certfile else ''}://{host}:{port}")
+        for line in logs.banner(ready, "https" if ssl_certfile else "http", host, port):
+            console.print(line, highlight=False, soft_wrap=True)
         common: dict[str, object] = {
             "host": host,
             "port": port,
@@ -140,7 +141,7 @@ def worker(
     from app.worker import Worker
 
     settings = _settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
 
     async def main(ready: Settings) -> None:
         assert ready.database_url is not None
