@@ -65,11 +65,12 @@ def serve(
     """Serve the API and the webhook receiver (with the worker unless --no-worker)."""
     import uvicorn
 
+    from app import frontdoor
     from app.main import create_app, tune_gc
     from app.metrics import reset_multiprocess_dir
 
     settings, notes = ensure_credentials(_settings())
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(settings.state_dir.resolve() / "metrics")
     reset_multiprocess_dir()
@@ -79,7 +80,8 @@ def serve(
     # would end the process before the embedded PostgreSQL is stopped below.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with _database(settings) as ready:
-        console.print(f"meter-sync on http{'s' if ssl_certfile else ''}://{host}:{port}")
+        for line in logs.banner(ready, "https" if ssl_certfile else "http", host, port):
+            console.print(line, highlight=False, soft_wrap=True)
         common: dict[str, object] = {
             "host": host,
             "port": port,
@@ -88,8 +90,10 @@ def serve(
             "ssl_certfile": ssl_certfile,
             "ssl_keyfile": ssl_keyfile,
             "timeout_graceful_shutdown": 20,
+            **frontdoor.uvicorn_options(),
         }
         if workers == 1:
+            frontdoor.configure()
             app = create_app(ready, run_worker=not no_worker)
             tune_gc()
             uvicorn.run(app, **common)  # type: ignore[arg-type]
@@ -137,7 +141,7 @@ def worker(
     from app.worker import Worker
 
     settings = _settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
 
     async def main(ready: Settings) -> None:
         assert ready.database_url is not None

@@ -48,6 +48,9 @@ def _split_commas(value: object) -> object:
     return value
 
 
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
@@ -71,6 +74,16 @@ class Settings(BaseSettings):
     # Not in the contract's table: where generated secrets and embedded data live.
     state_dir: Path = Path(".meter-sync")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # auto: readable text on a terminal, JSON lines otherwise (files, containers, journald).
+    log_format: Literal["auto", "json", "text"] = "auto"
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        """`debug` and `DEBUG` alike; formats are lower case."""
+        if not isinstance(value, str):
+            return value
+        return value.strip().upper() if value.strip().upper() in _LEVELS else value.strip().lower()
 
     @field_validator("database_url")
     @classmethod

@@ -83,6 +83,7 @@ def values(settings: Settings) -> dict[str, str]:
         "MARKET_TIMEZONES": ",".join(f"{r}={z}" for r, z in settings.market_timezones.items()),
         "STATE_DIR": str(settings.state_dir),
         "LOG_LEVEL": settings.log_level,
+        "LOG_FORMAT": settings.log_format,
     }
 
 

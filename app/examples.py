@@ -1,4 +1,4 @@
-"""OpenAPI examples for the meter responses: one CAISO meter seen on 2025-08-14."""
+"""OpenAPI examples: one CAISO meter seen on 2025-08-14, its runs and events."""
 
 from __future__ import annotations
 
@@ -129,3 +129,58 @@ PAGE: dict[str, Any] = {
     ],
     "next_cursor": "AVtsKkED2U8sjncLTR6cbyU",
 }
+
+
+# ---- sync and the event log (set on the routes, so the models stay plain) -------------
+
+RUN: dict[str, Any] = {
+    "id": 118,
+    "mode": "delta",
+    "status": "succeeded",
+    "trigger": "schedule",
+    "phase": "done",
+    "requested_at": "2025-08-14T09:00:00.104Z",
+    "started_at": "2025-08-14T09:00:00.391Z",
+    "finished_at": "2025-08-14T09:00:07.842Z",
+    "pages": 3,
+    "meters": 1204,
+    "errors": 0,
+    "error": NULL,
+}
+
+SYNC_STATUS: dict[str, Any] = {
+    "mode": "api",
+    "detail": "reconciling with Leap's API",
+    "last_event_received_at": "2025-08-14T09:12:03.512Z",
+    "seconds_since_last_event": 41.7,
+    "last_run": RUN,
+    "last_full_run": {**RUN, "id": 112, "mode": "full", "trigger": "schedule", "pages": 37},
+    "lag_seconds": 765.2,
+    "queued_jobs": 0,
+    "failed_events": 1,
+    "dead_events": 2,
+}
+
+EVENT_PAGE: dict[str, Any] = {
+    "items": [
+        {
+            "webhook_event_id": "0f8e6d4c-2b1a-4c3d-9e8f-7a6b5c4d3e2f",
+            "event_type": "meter.enrollment.global-status.updated",
+            "status": "dead",
+            "error": "payload.global_enrollment_status: Input should be 'ACTIVE', ...",
+            "attempts": 1,
+            "meter_id": METER_ID,
+            "partner_reference": "acme-site-0042",
+            "duplicate_deliveries": 0,
+            "conflicting_deliveries": 0,
+            "received_at": "2025-08-14T09:12:03.512Z",
+            "applied_at": NULL,
+        }
+    ],
+    "next_cursor": "10442",
+}
+
+
+def example_response(status: int, example: Any) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses` entry showing `example` for a JSON answer."""
+    return {status: {"content": {"application/json": {"example": example}}}}

@@ -14,7 +14,8 @@ cap. This subclass adds the three at the protocol level, before any ASGI code ru
   New connections are never refused, so a real sender still gets in while one client
   holds every slot it can; requests in progress are never shed.
 
-Use: uvicorn.run(app, http=GuardedHttpToolsProtocol) after `configure(...)`.
+Use: `configure()` in each serving process, then `uvicorn.run(app, **uvicorn_options())`
+(`meter-sync serve` does both; see docs/decisions.md, "HTTP server", for the figures).
 """
 
 from __future__ import annotations
@@ -123,3 +124,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_done()
         if not self.transport.is_closing():
             self.transport.abort()  # frees the descriptor now, no lingering close
+
+
+def uvicorn_options() -> dict[str, object]:
+    """What `serve` passes to uvicorn: the guarded protocol and a long accept queue (a
+    burst of Leap's retries waits in the kernel rather than being refused)."""
+    return {"http": GuardedHttpToolsProtocol, "backlog": 2048}

@@ -20,9 +20,11 @@ import sys
 import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.config import Settings
 
 # uvicorn's `color_message` repeats the message with terminal colours: never wanted here.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {
@@ -118,15 +120,77 @@ class ConsoleFormatter(logging.Formatter):
         return line
 
 
-def configure(level: str = "INFO", *, json_output: bool | None = None) -> None:
-    use_json = not sys.stderr.isatty() if json_output is None else json_output
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if use_json else ConsoleFormatter())
+# Alembic says these two at INFO each time a MigrationContext is configured, i.e. on
+# every /readyz probe: noise, not news. Its "Running upgrade" lines still show.
+_ALEMBIC_NOISE = ("Context impl ", "Will assume ")
+
+
+class DropAlembicChatter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith(_ALEMBIC_NOISE))
+
+
+class DemoteToDebug(logging.Filter):
+    """httpx logs every request at INFO ("HTTP Request: GET ..."): Leap calls are DEBUG
+    here, so they show only with LOG_LEVEL=DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(record.levelno)
+
+
+def use_json(log_format: str = "auto", stream: TextIO | None = None) -> bool:
+    """`json`, `text`, or `auto`: text on a terminal, JSON otherwise."""
+    if log_format == "auto":
+        return not (stream or sys.stderr).isatty()
+    return log_format == "json"
+
+
+def configure(
+    level: str = "INFO",
+    log_format: str = "auto",
+    *,
+    json_output: bool | None = None,
+    stream: TextIO | None = None,
+) -> None:
+    as_json = use_json(log_format, stream) if json_output is None else json_output
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if as_json else ConsoleFormatter())
     handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # No access log: probes (/healthz, /readyz, /metrics) every few seconds would drown
+    # everything else; requests that go wrong log their own lines.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    _add_once(logging.getLogger("alembic.runtime.migration"), DropAlembicChatter())
+    for name in ("httpx", "httpcore"):
+        _add_once(logging.getLogger(name), DemoteToDebug())
+
+
+def _add_once(logger: logging.Logger, new: logging.Filter) -> None:
+    logger.filters[:] = [f for f in logger.filters if type(f) is not type(new)]
+    logger.addFilter(new)
+
+
+def banner(settings: Settings, scheme: str, host: str, port: int) -> list[str]:
+    """What `serve` prints once it is about to listen: where to go, and in which mode."""
+    everywhere = host in ("0.0.0.0", "::", "")  # noqa: S104 - compared, not bound
+    shown = "127.0.0.1" if everywhere else (f"[{host}]" if ":" in host else host)
+    base = f"{scheme}://{shown}:{port}"
+    mode = (
+        "api (reconciling with Leap's API)"
+        if settings.api_mode == "api"
+        else "webhook-only (LEAP_API_KEY unset: no enrichment, no reconciliation)"
+    )
+    return [
+        f"meter-sync on {base}" + (" (all interfaces)" if everywhere else ""),
+        f"  status page  {base}/",
+        f"  API docs     {base}/docs",
+        f"  webhooks     POST {base}/webhooks/leap",
+        f"  mode         {mode}",
+    ]

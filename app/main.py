@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp
 
-from app import problems
+from app import frontdoor, problems
 from app.config import Settings, load_settings
 from app.db import create_engine, create_raw_pool, session_factory
 from app.dispatch import receiver as dispatch_receiver
@@ -24,9 +24,10 @@ from app.logs import RequestIdMiddleware
 from app.meters.endpoints import router as meters_router
 from app.metrics import DatabaseGauges
 from app.metrics import router as metrics_router
-from app.openapi import keep_example_nulls
+from app.openapi import keep_example_nulls, operation_id
 from app.partners.endpoints import router as partners_router
 from app.response_policy import ResponsePolicyMiddleware
+from app.status_page import router as status_page_router
 from app.sync.endpoints import router as sync_router
 from app.webhooks import receiver
 from app.webhooks.endpoints import router as webhooks_router
@@ -38,7 +39,16 @@ meter-sync keeps this partner's Leap meter inventory in PostgreSQL: which Leap m
 belongs to which asset (`partner_reference`), where each meter's enrollment stands, and
 which market group each meter is in on each trade date.
 
-Use **Authorize** with an API key from `API_KEYS` (scope `read`, or `ops` for the event log).
+**Authorize** with an API key (scope `read`, or `ops` for the event log and runs); it is
+kept across reloads of this page. Where the key is: when the service generated its own
+credentials at first start (the quick start), in `.meter-sync/credentials.json` beside it
+(`api_keys`); otherwise in the `API_KEYS` setting (`scope:key,...`).
+
+The status page for people is at [`/`](/): health verdict, events per minute, failed
+events, runs and today's groups, fetched from these same endpoints with your key.
+
+Cursors are opaque strings: pass a page's `next_cursor` back as `cursor`; it is null on
+the last page.
 """
 
 TAGS = [
@@ -64,6 +74,7 @@ def tune_gc() -> None:
 
 def app_from_environment() -> FastAPI:
     """App factory for `serve --workers N`: each process reads what the parent prepared."""
+    frontdoor.configure()  # each process sets its own limits
     app = create_app(load_settings(), run_worker=os.environ.get("METER_SYNC_RUN_WORKER") == "1")
     tune_gc()
     return app
@@ -107,6 +118,9 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        # Authorize survives a reload of /docs (kept in the browser's localStorage).
+        swagger_ui_parameters={"persistAuthorization": True},
     )
     app.state.settings = settings
     problems.install(app)
@@ -120,6 +134,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
         sync_router,
         health_router,
         metrics_router,
+        status_page_router,
     )
     for router in routers:
         app.include_router(router)

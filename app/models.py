@@ -172,10 +172,14 @@ class Meter(Base):
             "meter_id",
             postgresql_include=["partner_reference", "is_archived"],
         ),
+        # No pending list (every lookup would scan it) and no entries for the meters
+        # that have no connection reference (most of them).
         Index(
             "ix_meters_connection_references",
             "connection_references",
             postgresql_using="gin",
+            postgresql_with={"fastupdate": "off"},
+            postgresql_where=text("connection_references IS NOT NULL"),
         ),
     )
 

@@ -10,8 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 NULL = "\x00null"
+
+
+def operation_id(route: APIRoute) -> str:
+    """The endpoint function's name (`get_meter_participation`), not FastAPI's path-and-method
+    compound: what an ops person reads in /docs and a client generator names methods by."""
+    return route.name
 
 
 def restore_nulls(value: Any) -> Any:

@@ -19,11 +19,12 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PROTECTED_PREFIXES = ("/v1/", "/webhooks/")
+_CSP = b"content-security-policy"
 
 _EVERYWHERE: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
-    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (_CSP, b"frame-ancestors 'none'"),
 )
 _NO_STORE = ((b"cache-control", b"no-store"),)
 _OPEN_HEADERS = list(_EVERYWHERE)
@@ -33,6 +34,21 @@ _OURS = frozenset(name for name, _ in _PROTECTED_HEADERS)
 
 def security_headers(path: str) -> list[tuple[bytes, bytes]]:
     return _PROTECTED_HEADERS if path.startswith(PROTECTED_PREFIXES) else _OPEN_HEADERS
+
+
+def _merged(
+    given: list[tuple[bytes, bytes]], added: list[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    """The app's headers with ours: ours replace the app's value, except a CSP the app
+    wrote (e.g. the status page's, with its script nonce), which is kept and gets
+    `frame-ancestors 'none'` when it has no frame-ancestors of its own."""
+    policy = next((value for name, value in given if name == _CSP), None)
+    kept = [h for h in given if h[0] not in _OURS]
+    if policy is None:
+        return [*kept, *added]
+    if b"frame-ancestors" not in policy:
+        policy += b"; frame-ancestors 'none'"
+    return [*kept, *(h for h in added if h[0] != _CSP), (_CSP, policy)]
 
 
 class ResponsePolicyMiddleware:
@@ -57,8 +73,9 @@ class ResponsePolicyMiddleware:
                 # A header the app set itself (e.g. its own Cache-Control) gives way to ours
                 # (Starlette writes names in lower case, as ASGI asks).
                 if any(name in _OURS for name, _ in given):
-                    given = [h for h in given if h[0] not in _OURS]
-                message["headers"] = [*given, *added]
+                    message["headers"] = _merged(given, added)
+                else:
+                    message["headers"] = [*given, *added]
             elif head and kind == "http.response.body" and message.get("body"):
                 message = {**message, "body": b""}
             await send(message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import date
 from zoneinfo import ZoneInfo
@@ -30,15 +31,17 @@ async def roster(
 ) -> bytes:
     """The roster as RosterOut's JSON, assembled around the items PostgreSQL built (it may
     hold 100k members). Without a trade date: today in the group's own market zone."""
-    zone = await repository.group_zone(session, group_id)
-    if zone is False:
+    group = await repository.group_name_and_zone(session, group_id)
+    if group is None:
         raise Problem(404, "no market group with this id")
-    day = _checked(trade_date or current_trade_date(ZoneInfo(str(zone or "UTC"))))
+    name, zone = group
+    day = _checked(trade_date or current_trade_date(ZoneInfo(zone or "UTC")))
     page = await repository.roster(session, group_id, day, after=cursor, limit=limit)
     more = page.count == limit and page.last_meter_id is not None
     next_cursor = f'"{page.last_meter_id}"' if more else "null"
+    head = {"market_group_id": str(group_id), "market_group_name": name}
     return (
-        f'{{"market_group_id":"{group_id}","trade_date":"{day.isoformat()}",'
+        f'{json.dumps(head)[:-1]},"trade_date":"{day.isoformat()}",'
         f'"items":{page.items_json},"next_cursor":{next_cursor}}}'
     ).encode()
 
@@ -50,8 +53,13 @@ async def group_counts(session: AsyncSession, trade_date: date | None) -> Groups
         trade_date=day,
         items=[
             GroupCount(
-                market_group_id=g, market_group_name=n, time_zone=z, trade_date=d, meter_count=c
+                market_group_id=g,
+                market_group_name=n,
+                time_zone=z,
+                transmission_region=r,
+                trade_date=d,
+                meter_count=c,
             )
-            for g, n, z, d, c in rows
+            for g, n, z, d, c, r in rows
         ],
     )

@@ -24,6 +24,7 @@ class RosterOut(BaseModel):
             "examples": [
                 {
                     "market_group_id": "406720c2-0175-4137-9ff1-1641702292d4",
+                    "market_group_name": "PGSB_1_PDRP68",
                     "trade_date": "2025-08-14",
                     "items": [
                         {
@@ -42,15 +43,22 @@ class RosterOut(BaseModel):
     )
 
     market_group_id: uuid.UUID
+    market_group_name: str | None = Field(description="The group's name as Leap gave it")
     trade_date: date
     items: list[RosterMember]
-    next_cursor: str | None
+    next_cursor: str | None = Field(
+        description="Pass back as `cursor` for the next page; null on the last page"
+    )
 
 
 class GroupCount(BaseModel):
     market_group_id: uuid.UUID
     market_group_name: str | None
     time_zone: str | None = Field(description="The market zone the group's trade dates use")
+    transmission_region: str | None = Field(
+        description="The members' transmission region (null if they are in several or "
+        "none is known)"
+    )
     trade_date: date = Field(description="The trade date counted (today in `time_zone` by default)")
     meter_count: int
 
@@ -66,6 +74,7 @@ class GroupsOut(BaseModel):
                             "market_group_id": "406720c2-0175-4137-9ff1-1641702292d4",
                             "market_group_name": "PGSB_1_PDRP68",
                             "time_zone": "America/Los_Angeles",
+                            "transmission_region": "CAISO",
                             "trade_date": "2025-08-14",
                             "meter_count": 18204,
                         },
@@ -73,6 +82,7 @@ class GroupsOut(BaseModel):
                             "market_group_id": "9e1d3b52-6a0c-4f8e-b2d7-51c4a8f0e633",
                             "market_group_name": "SCEW_2_PDRP12",
                             "time_zone": "America/Los_Angeles",
+                            "transmission_region": "CAISO",
                             "trade_date": "2025-08-14",
                             "meter_count": 7311,
                         },

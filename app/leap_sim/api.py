@@ -27,6 +27,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -134,6 +135,20 @@ class _RequireKey:
         await response(scope, receive, send)
 
 
+SIM_DESCRIPTION = """
+A stand-in for Leap in demos and tests: Leap's meter API (`/v2/meters...`), its webhook
+subscriptions (`/v1.1/webhooks...`) and webhook deliveries to subscribed receivers, over
+a generated portfolio (the same meters and references for the same `--seed`, restart
+after restart).
+
+Every route under `/v2`, `/v1.1` and `/sim` needs `Authorization: Bearer <key>`: the
+key is `LEAP_SIM_API_KEY` (`sim-key` when unset). Use **Authorize** here with it.
+
+`/sim` (below) drives the simulation: each call that changes meters answers with the
+`meter_ids` changed and the `webhook_event_ids` of the events it sent.
+"""
+
+
 def create_app(state: SimState) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -144,7 +159,14 @@ def create_app(state: SimState) -> FastAPI:
             await state.dispatch.aclose()
             await state.sender.aclose()
 
-    app = FastAPI(title="leap-sim", version="1", lifespan=lifespan)
+    # Offline assets, like meter-sync's own /docs: the demo runs without internet access.
+    app = FastAPIOffline(
+        title="leap-sim (the fake Leap)",
+        version="1",
+        description=SIM_DESCRIPTION,
+        lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
     app.state.sim = state
 
     @app.exception_handler(LeapError)

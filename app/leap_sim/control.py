@@ -1,40 +1,9 @@
 """Simulator control endpoints under `/sim` (bearer key required, like Leap's own).
 
-Each evolution stamps the meters' `audit.updated_at` and emits Leap's event to every
-subscription selecting it; answers carry the meter ids and the emitted event ids.
-
-- `POST /sim/meters` `{"count", "transmission_region"?, "meter_type"?, "partner_reference"?}`
-  adds meters (status PENDING) -> `meter.created`.
-- `POST /sim/meters/status` `{"meter_ids", "global_enrollment_status"}`
-  -> `meter.enrollment.global-status.updated`.
-- `POST /sim/meters/participation` `{"meter_ids", "participation_preference",
-  "start_time", "end_time"?, "reason"?}` -> `meter.enrollment.participation-status.updated`.
-- `POST /sim/meters/required-actions` `{"meter_ids", "partner": [...], "leap"?: [...]}`;
-  items are Leap RequiredAction objects or bare action_type strings (expanded to a
-  default action); an empty `partner` list clears them (event carries `{}`)
-  -> `meter.enrollment.required-actions.updated`.
-- `POST /sim/meters/archive` `{"meter_ids", "is_archived"?: true}` (no event in Leap).
-- `POST /sim/meters/remove` `{"meter_ids"}`: Leap stops returning them (404 / absent).
-- `POST /sim/evolve` `{"changes", "seed"?}`: random global-status changes.
-- `GET /sim/groups`: market groups (id, name, region, and the window of the portfolio's
-  month as Leap writes a group's: `end_date_time` is when the group becomes inactive).
-- `PUT /sim/groups/{market_group_id}/roster` `{"start_date_time"?, "end_date_time"?,
-  "meter_ids"? | "count"?}`: the group's members for that window (default: the group's
-  month, as listed) become exactly these meters (`count` picks the first ACTIVE meters of
-  the group's region) -> `meter.enrollment.group.updated`.
-- `POST /sim/connect-sessions` `{"partner_reference", "status"}` -> `connect_session.updated`.
-- `POST /sim/authorizations` `{"partner_reference", "utility_name", "status"}`
-  -> `connect_session.authorization_updated`.
-- `POST /sim/connect` `{"partner_reference", "utility_name", "meters"?: 1,
-  "transmission_region"?, "meter_type"?, "meter_partner_reference"?}`: Leap's
-  authorization chain for that Connect refId: session CREATED, UPDATED, authorization
-  INITIATED, COMPLETED, session COMPLETED, then `meter.created` for each new meter, whose
-  `connection_references` hold the refId (its own partner_reference differs or is unset).
-- `POST /sim/events` `{...any payload with webhook_event_type...}`: emit as given.
-- `GET /sim/events?limit=`: the last emitted envelopes (with `webhook_id`).
-- `GET /sim/deliveries?outcome=&webhook_event_id=`: delivery attempts and outcomes.
-- `POST /sim/drain?seconds=`: wait until no delivery is pending.
-- `GET /sim/faults`, `PUT /sim/faults` (a `FaultConfig`); `GET /sim/stats`.
+Each route's summary and description are its documentation: the fake Leap serves them
+at its own `/docs`. Each evolution stamps the meters' `audit.updated_at` and emits
+Leap's event to every subscription selecting it; answers carry the meter ids and the ids
+of the webhook events sent (`webhook_event_ids`, empty when Leap sends none).
 """
 
 from __future__ import annotations
@@ -43,7 +12,8 @@ import random
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
 
 from app.leap_sim import regions as R
@@ -54,6 +24,7 @@ from app.leap_sim.shapes import iso
 from app.leap_sim.state import SimState, UnknownMeter
 
 JSON = dict[str, Any]
+_bearer = HTTPBearer(auto_error=False, description="The fake Leap's key (LEAP_SIM_API_KEY)")
 
 
 class AddMeters(BaseModel):
@@ -127,7 +98,8 @@ def _utc(value: datetime) -> datetime:
 
 def build_control_router(state: SimState) -> APIRouter:
     # the bearer key is checked by the app's middleware (see app.leap_sim.api)
-    router = APIRouter(prefix="/sim", tags=["simulator"])
+    # The bearer scheme is declared so the fake Leap's /docs offers Authorize.
+    router = APIRouter(prefix="/sim", tags=["simulator"], dependencies=[Depends(_bearer)])
 
     def guarded(fn: Any, *args: Any) -> Any:
         try:
@@ -135,19 +107,37 @@ def build_control_router(state: SimState) -> APIRouter:
         except UnknownMeter as exc:
             raise HTTPException(404, f"unknown meter: {exc.args[0]}") from None
 
-    @router.post("/meters")
+    @router.post(
+        "/meters",
+        summary="Add meters",
+        description=(
+            "New meters in status PENDING (region and type drawn when not given); each sends "
+            "`meter.created`. Their ids are new for every run of the fake Leap."
+        ),
+    )
     async def add_meters(body: AddMeters) -> JSON:
-        ids = state.add_meters(
+        ids, events = state.add_meters(
             body.count, body.transmission_region, body.meter_type, body.partner_reference
         )
-        return {"meter_ids": ids}
+        return {"meter_ids": ids, "webhook_event_ids": events}
 
-    @router.post("/meters/status")
+    @router.post(
+        "/meters/status",
+        summary="Set meters' global enrollment status",
+        description="Sends `meter.enrollment.global-status.updated` for each meter.",
+    )
     async def set_status(body: StatusChange) -> JSON:
         events = guarded(state.set_status, body.meter_ids, body.global_enrollment_status)
         return {"meter_ids": body.meter_ids, "webhook_event_ids": events}
 
-    @router.post("/meters/participation")
+    @router.post(
+        "/meters/participation",
+        summary="Set a participation preference window",
+        description=(
+            "PARTICIPATE, IDLE or DISENROLL from `start_time` (to `end_time`, open when absent); "
+            "sends `meter.enrollment.participation-status.updated`."
+        ),
+    )
     async def set_participation(body: ParticipationChange) -> JSON:
         end = None if body.end_time is None else _utc(body.end_time)
         events = guarded(
@@ -160,22 +150,45 @@ def build_control_router(state: SimState) -> APIRouter:
         )
         return {"meter_ids": body.meter_ids, "webhook_event_ids": events}
 
-    @router.post("/meters/required-actions")
+    @router.post(
+        "/meters/required-actions",
+        summary="Set partner (and Leap) required actions",
+        description=(
+            "Items are Leap RequiredAction objects or bare action_type strings (expanded to a "
+            "default action); an empty `partner` list clears them (the event carries `{}`). Sends"
+            " `meter.enrollment.required-actions.updated`."
+        ),
+    )
     async def set_actions(body: ActionsChange) -> JSON:
         events = guarded(state.set_required_actions, body.meter_ids, body.partner, body.leap)
         return {"meter_ids": body.meter_ids, "webhook_event_ids": events}
 
-    @router.post("/meters/archive")
+    @router.post(
+        "/meters/archive",
+        summary="Archive or unarchive meters",
+        description="Only the records change: Leap sends no event for archival.",
+    )
     async def archive(body: ArchiveChange) -> JSON:
         guarded(state.archive, body.meter_ids, body.is_archived)
-        return {"meter_ids": body.meter_ids}
+        return {"meter_ids": body.meter_ids, "webhook_event_ids": []}
 
-    @router.post("/meters/remove")
+    @router.post(
+        "/meters/remove",
+        summary="Remove meters from Leap",
+        description="Leap stops returning them (404, absent from searches); no event.",
+    )
     async def remove(body: MeterIds) -> JSON:
         guarded(state.remove, body.meter_ids)
-        return {"meter_ids": body.meter_ids}
+        return {"meter_ids": body.meter_ids, "webhook_event_ids": []}
 
-    @router.post("/evolve")
+    @router.post(
+        "/evolve",
+        summary="Random global-status changes",
+        description=(
+            "`changes` meters picked at random (with `seed`, repeatably) get another status; one "
+            "`meter.enrollment.global-status.updated` each."
+        ),
+    )
     async def evolve(body: Evolve) -> JSON:
         rnd = random.Random(body.seed)
         p = state.portfolio
@@ -195,7 +208,14 @@ def build_control_router(state: SimState) -> APIRouter:
     def month_of(region: str) -> tuple[datetime, datetime]:
         return group_window(R.REGION_BY_NAME[region], state.portfolio.anchor)
 
-    @router.get("/groups")
+    @router.get(
+        "/groups",
+        summary="Market groups",
+        description=(
+            "Id, name, region, and the window of the portfolio's month as Leap writes a group's "
+            "(`end_date_time` is when the group becomes inactive)."
+        ),
+    )
     async def groups() -> JSON:
         out = []
         for g in state.portfolio.groups:
@@ -211,7 +231,15 @@ def build_control_router(state: SimState) -> APIRouter:
             )
         return {"groups": out}
 
-    @router.put("/groups/{market_group_id}/roster")
+    @router.put(
+        "/groups/{market_group_id}/roster",
+        summary="Set a group's roster for a window",
+        description=(
+            "The group's members for the window (default: the group's month, as listed) become "
+            "exactly `meter_ids`, or the first `count` ACTIVE meters of the group's region; sends"
+            " `meter.enrollment.group.updated`."
+        ),
+    )
     async def set_roster(market_group_id: str, body: Roster) -> JSON:
         if market_group_id not in state.portfolio.group_by_id:
             raise HTTPException(404, "unknown market group")
@@ -230,16 +258,32 @@ def build_control_router(state: SimState) -> APIRouter:
         events = guarded(state.set_roster, market_group_id, start, end, ids)
         return {"meter_ids": ids, "webhook_event_ids": events}
 
-    @router.post("/connect-sessions")
+    @router.post(
+        "/connect-sessions",
+        summary="Send a Connect session update",
+        description="Sends `connect_session.updated` for the partner reference.",
+    )
     async def connect_session(body: ConnectSession) -> JSON:
         return {"webhook_event_ids": state.connect_session(body.partner_reference, body.status)}
 
-    @router.post("/authorizations")
+    @router.post(
+        "/authorizations",
+        summary="Send an authorization update",
+        description="Sends `connect_session.authorization_updated` for the partner reference.",
+    )
     async def authorization(body: Authorization) -> JSON:
         events = state.authorization(body.partner_reference, body.utility_name, body.status)
         return {"webhook_event_ids": events}
 
-    @router.post("/connect")
+    @router.post(
+        "/connect",
+        summary="Run Leap Connect's authorization chain",
+        description=(
+            "For the Connect refId: session CREATED, UPDATED, authorization INITIATED, COMPLETED,"
+            " session COMPLETED, then `meter.created` for each new meter, whose "
+            "`connection_references` hold the refId."
+        ),
+    )
     async def connect(body: ConnectFlow) -> JSON:
         meter_ids, events = state.connect_flow(
             body.partner_reference,
@@ -251,18 +295,33 @@ def build_control_router(state: SimState) -> APIRouter:
         )
         return {"meter_ids": meter_ids, "webhook_event_ids": events}
 
-    @router.post("/events")
+    @router.post(
+        "/events",
+        summary="Send any event as given",
+        description=(
+            "The body is the payload (it needs `webhook_event_type`); sent to every subscription "
+            "selecting that type."
+        ),
+    )
     async def raw_event(body: JSON) -> JSON:
         if not isinstance(body.get("webhook_event_type"), str):
             raise HTTPException(422, "webhook_event_type is required")
         return {"webhook_event_ids": state.emit(body)}
 
-    @router.get("/events")
+    @router.get(
+        "/events",
+        summary="Events sent lately",
+        description="The last `limit` envelopes sent, with the subscription (`webhook_id`).",
+    )
     async def events(limit: int = 1000) -> JSON:
         items = list(state.emitted)[-limit:] if limit > 0 else []
         return {"events": items}
 
-    @router.get("/deliveries")
+    @router.get(
+        "/deliveries",
+        summary="Delivery attempts and outcomes",
+        description="Filtered by `outcome` and `webhook_event_id` when given.",
+    )
     async def deliveries(outcome: str | None = None, webhook_event_id: str | None = None) -> JSON:
         items = [
             d.as_json()
@@ -272,21 +331,37 @@ def build_control_router(state: SimState) -> APIRouter:
         ]
         return {"deliveries": items}
 
-    @router.post("/drain")
+    @router.post(
+        "/drain",
+        summary="Wait until no delivery is pending",
+        description="Waits at most `seconds`; answers whether every delivery finished.",
+    )
     async def drain(seconds: float = 10.0) -> JSON:
         done = await state.sender.drain(seconds)
         return {"drained": done, "pending": state.sender.pending}
 
-    @router.get("/faults")
+    @router.get(
+        "/faults",
+        summary="Fault injection settings and counts",
+        description="For `/v2/` only.",
+    )
     async def get_faults() -> JSON:
         return state.faults.stats()
 
-    @router.put("/faults")
+    @router.put(
+        "/faults",
+        summary="Set fault injection",
+        description="A FaultConfig; applies to `/v2/` only.",
+    )
     async def set_faults(body: FaultConfig) -> JSON:
         state.faults.configure(body)
         return state.faults.stats()
 
-    @router.get("/stats")
+    @router.get(
+        "/stats",
+        summary="Counters",
+        description="Meters, events, deliveries and requests by area.",
+    )
     async def stats() -> JSON:
         return state.stats()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -48,7 +49,13 @@ GROUPED_STATUSES = ("ACTIVE", "ELIGIBLE")
 
 class Portfolio:
     def __init__(
-        self, n_meters: int, n_groups: int, seed: int, anchor: datetime | None = None
+        self,
+        n_meters: int,
+        n_groups: int,
+        seed: int,
+        anchor: datetime | None = None,
+        *,
+        run_id: str | None = None,
     ) -> None:
         if n_meters < 0 or n_groups < 0:
             raise ValueError("n_meters and n_groups must be >= 0")
@@ -57,6 +64,12 @@ class Portfolio:
         now = datetime.now(UTC) if anchor is None else anchor.astimezone(UTC)
         self.anchor = now.replace(minute=0, second=0, microsecond=0)
         self._codec = IdCodec(seed, "meter")
+        # Meters added while running (POST /sim/meters, /sim/connect) live only in memory.
+        # Their ids come from a codec keyed by this run as well, so a restarted fake Leap
+        # never hands out an id it gave an earlier run's meter (with another reference):
+        # the generated base is the same for a seed, added meters are new meters.
+        self.run_id = run_id if run_id is not None else secrets.token_hex(8)
+        self._added_codec = IdCodec(seed, f"added:{self.run_id}")
         self._ref_prefix = "site-" + hashlib.blake2b(str(seed).encode(), digest_size=2).hexdigest()
         self._connect_prefix = self._ref_prefix.replace("site-", "connect-", 1)
         ns = uuid.uuid5(uuid.NAMESPACE_URL, f"https://leap-sim.invalid/{seed}")
@@ -98,13 +111,18 @@ class Portfolio:
         return self.base_count + self._added
 
     def meter_id(self, index: int) -> str:
-        return self._codec.encode(index)
+        if index < self.base_count:
+            return self._codec.encode(index)
+        return self._added_codec.encode(index - self.base_count)
 
     def index_of(self, meter_id: str) -> int | None:
         index = self._codec.decode(meter_id)
-        if index is None or index >= self.count:
+        if index is not None and index < self.base_count:
+            return index
+        added = self._added_codec.decode(meter_id)
+        if added is None or self.base_count + added >= self.count:
             return None
-        return index
+        return self.base_count + added
 
     def _base_reference(self, index: int) -> str | None:
         d = Draw(self.seed, "ref", index)

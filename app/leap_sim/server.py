@@ -75,7 +75,25 @@ def run(
         time_factor=time_factor, duplicate_probability=duplicate_probability, shuffle=shuffle,
         faults=faults, receiver_url=receiver_url, receiver_headers=receiver_headers, anchor=anchor,
     )  # fmt: skip
+    for line in start_banner(state, host, port, receiver_url):
+        print(line, flush=True)
     uvicorn.run(create_app(state), host=host, port=port, log_level=log_level)
+
+
+def start_banner(state: SimState, host: str, port: int, receiver_url: str | None) -> list[str]:
+    """Where the fake Leap answers and with which key, printed once at start."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+    base = f"http://{shown}:{port}"
+    p = state.portfolio
+    return [
+        f"fake Leap on {base}  ({p.base_count} meters, {len(p.groups)} groups, seed {p.seed})",
+        f"  API key        {state.api_key}  (Authorization: Bearer ...)",
+        f"  Leap's API     {base}/v2/meters/search, {base}/v2/meters/{{meter_id}}",
+        f"  webhooks API   {base}/v1.1/webhooks",
+        f"  control API    {base}/sim/...  (documented at {base}/docs)",
+        f"  sending to     {receiver_url or '(no receiver subscribed)'}",
+        f"  for meter-sync LEAP_API_BASE_URL={base} LEAP_API_KEY={state.api_key}",
+    ]
 
 
 @dataclass

@@ -128,15 +128,16 @@ class SimState:
         region: str | None = None,
         meter_type: str | None = None,
         partner_reference: str | None = None,
-    ) -> list[str]:
-        out = []
+    ) -> tuple[list[str], list[str]]:
+        """New PENDING meters: their ids and the ids of the `meter.created` events sent."""
+        out, events = [], []
         for _ in range(count):
             index = self.portfolio.add_meter(region, meter_type, partner_reference)
             core = self.portfolio.core(index)
             assert core is not None
-            self.emit(self.meter_payload("meter.created", core))
+            events += self.emit(self.meter_payload("meter.created", core))
             out.append(core.meter_id)
-        return out
+        return out, events
 
     def set_status(self, meter_ids: list[str], status: str) -> list[str]:
         events = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from app.auth import ReadScope
 from app.deps import SessionDep, SettingsDep
@@ -22,6 +22,7 @@ from app.problems import problem_responses
 
 router = APIRouter(prefix="/v1/meters", tags=["meters"], dependencies=[Depends(single_valued)])
 ERRORS = problem_responses(401, 403, 404, 422)
+METER_ID = Path(description="Leap's meter id", examples=["5b6c1f0e-8d2a-4b7e-9a51-3c9e2d7f4a10"])
 
 
 @router.get(
@@ -56,7 +57,10 @@ async def list_meters(
     responses=ERRORS,
 )
 async def get_meter(
-    meter_id: uuid.UUID, session: SessionDep, settings: SettingsDep, _: ReadScope
+    meter_id: Annotated[uuid.UUID, METER_ID],
+    session: SessionDep,
+    settings: SettingsDep,
+    _: ReadScope,
 ) -> MeterOut:
     return await queries.get_meter(session, settings, meter_id)
 
@@ -68,8 +72,11 @@ async def get_meter(
     response_model=EnrollmentView,
     responses=ERRORS,
 )
-async def get_enrollment(
-    meter_id: uuid.UUID, session: SessionDep, settings: SettingsDep, _: ReadScope
+async def get_meter_enrollment(
+    meter_id: Annotated[uuid.UUID, METER_ID],
+    session: SessionDep,
+    settings: SettingsDep,
+    _: ReadScope,
 ) -> EnrollmentView:
     return await queries.get_enrollment(session, settings, meter_id)
 
@@ -84,12 +91,26 @@ async def get_enrollment(
     response_model=ParticipationOut,
     responses=ERRORS,
 )
-async def get_participation(
-    meter_id: uuid.UUID,
+async def get_meter_participation(
+    meter_id: Annotated[uuid.UUID, METER_ID],
     session: SessionDep,
     settings: SettingsDep,
     _: ReadScope,
-    first: Annotated[IsoDate | None, Query(alias="from")] = None,
-    last: Annotated[IsoDate | None, Query(alias="to")] = None,
+    first: Annotated[
+        IsoDate | None,
+        Query(
+            alias="from",
+            description="First trade date `YYYY-MM-DD` (default: the current one)",
+            examples=["2025-08-14"],
+        ),
+    ] = None,
+    last: Annotated[
+        IsoDate | None,
+        Query(
+            alias="to",
+            description="Last trade date `YYYY-MM-DD`, inclusive (default: two after `from`)",
+            examples=["2025-08-16"],
+        ),
+    ] = None,
 ) -> ParticipationOut:
     return await queries.get_participation(session, settings, meter_id, first, last)

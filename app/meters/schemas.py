@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from app import examples
 from app.groups.schemas import GroupOnDate
 from app.groups.trade_dates import check_trade_date
+from app.leap.events import EnrollmentStatus, TransmissionRegion
 from app.params import IsoDate, IsoDateTime, QueryBool, QueryInt
 
 
@@ -108,25 +109,54 @@ ReferenceText = Annotated[str, Field(min_length=1, max_length=65_536, pattern=r"
 class MeterListQuery(BaseModel):
     """Filters of `GET /v1/meters`; all optional and combinable (AND)."""
 
-    partner_reference: ReferenceText | None = None
-    transmission_region: FilterText | None = Field(None, description="e.g. `CAISO`, `ERCOT`")
-    utility_name: FilterText | None = None
-    load_zone: FilterText | None = None
-    enrollment_status: FilterText | None = Field(
-        None, description="Leap's global status: ACTIVE, ELIGIBLE, INELIGIBLE, PENDING, ..."
+    partner_reference: ReferenceText | None = Field(
+        None,
+        description="The partner's own reference of the meter (exact match)",
+        examples=["acme-site-0042"],
+    )
+    # Enumerations are checked: a misspelt value is a 422 naming the allowed ones, not an
+    # empty page. A value Leap adds later needs it added to app/leap/events.py.
+    transmission_region: TransmissionRegion | None = Field(
+        None, description="Leap's transmission region", examples=["CAISO"]
+    )
+    utility_name: FilterText | None = Field(
+        None,
+        description="The utility's name as Leap writes it (exact match)",
+        examples=["PGE"],
+    )
+    load_zone: FilterText | None = Field(
+        None, description="The meter's load zone (exact match)", examples=["SLAP_PGSB"]
+    )
+    enrollment_status: EnrollmentStatus | None = Field(
+        None, description="Leap's global enrollment status", examples=["ACTIVE"]
     )
     market_group_id: uuid.UUID | None = Field(
-        None, description="Meters in this group on `trade_date` (both or neither)."
+        None,
+        description="Meters in this group on `trade_date` (both or neither).",
+        examples=["406720c2-0175-4137-9ff1-1641702292d4"],
     )
     trade_date: IsoDate | None = Field(
-        None, description="`YYYY-MM-DD`, in each meter's market time zone, as in the roster."
+        None,
+        description="`YYYY-MM-DD`, in each meter's market time zone, as in the roster.",
+        examples=["2025-08-14"],
     )
-    is_archived: QueryBool | None = None
+    is_archived: QueryBool | None = Field(
+        None,
+        description="`true`: only archived meters; `false`: only live ones",
+        examples=[False],
+    )
     updated_since: IsoDateTime | None = Field(
-        None, description="Changed at or after this instant (no offset means UTC)."
+        None,
+        description="Changed at or after this instant (no offset means UTC).",
+        examples=["2025-08-14T06:00:00Z"],
     )
-    cursor: str | None = Field(None, max_length=64, description="`next_cursor` of the last page.")
-    limit: QueryInt = Field(100, ge=1, le=1000)
+    cursor: str | None = Field(
+        None,
+        max_length=64,
+        description="The `next_cursor` of the previous page (an opaque string); omit for "
+        "the first page",
+    )
+    limit: QueryInt = Field(100, ge=1, le=1000, description="Meters per page", examples=[100])
 
     @field_validator("trade_date")
     @classmethod

@@ -31,7 +31,14 @@ router = APIRouter(
 )
 async def get_partner(
     partner_reference: Annotated[
-        str, Path(min_length=1, max_length=65_536, pattern=STORABLE_REFERENCE)
+        str,
+        Path(
+            min_length=1,
+            max_length=65_536,
+            pattern=STORABLE_REFERENCE,
+            description="The partner's own reference (Connect refId), as Leap sent it",
+            examples=["acme-site-0042"],
+        ),
     ],
     session: SessionDep,
     settings: SettingsDep,

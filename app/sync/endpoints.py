@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app import examples
 from app.auth import OpsScope, ReadScope
 from app.deps import SessionDep, SettingsDep
 from app.problems import Problem, problem_responses
@@ -19,9 +20,12 @@ router = APIRouter(prefix="/v1/sync", tags=["sync"])
     summary="Webhook and reconciliation health",
     description="Mode, last event received, last (full) run, lag, queue and failed events.",
     response_model=SyncStatus,
-    responses=problem_responses(401, 403),
+    responses={
+        **examples.example_response(200, examples.SYNC_STATUS),
+        **problem_responses(401, 403),
+    },
 )
-async def get_status(session: SessionDep, settings: SettingsDep, _: ReadScope) -> SyncStatus:
+async def get_sync_status(session: SessionDep, settings: SettingsDep, _: ReadScope) -> SyncStatus:
     return await queries.status(session, settings)
 
 
@@ -31,9 +35,12 @@ async def get_status(session: SessionDep, settings: SettingsDep, _: ReadScope) -
     description="Queues a delta or full run for the leader worker. Scope `ops`.",
     status_code=202,
     response_model=RunOut,
-    responses=problem_responses(400, 401, 403, 409, 422),
+    responses={
+        **examples.example_response(202, {**examples.RUN, "status": "queued", "phase": "meters"}),
+        **problem_responses(400, 401, 403, 409, 422),
+    },
 )
-async def post_run(
+async def request_sync_run(
     body: RunRequest, session: SessionDep, settings: SettingsDep, _: OpsScope
 ) -> RunOut:
     if settings.api_mode != "api":
@@ -46,7 +53,7 @@ async def post_run(
     summary="Recent reconciliation runs",
     description="The last 50 runs, newest first. Scope `ops`.",
     response_model=list[RunOut],
-    responses=problem_responses(401, 403),
+    responses={**examples.example_response(200, [examples.RUN]), **problem_responses(401, 403)},
 )
-async def list_runs(session: SessionDep, _: OpsScope) -> list[RunOut]:
+async def list_sync_runs(session: SessionDep, _: OpsScope) -> list[RunOut]:
     return await queries.recent_runs(session)

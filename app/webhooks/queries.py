@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import utc_now
 from app.models import WebhookEvent
 from app.webhooks import repository
-from app.webhooks.schemas import EventDetail, EventPage, EventSummary
+from app.webhooks.schemas import (
+    RATE_SCAN,
+    EventDetail,
+    EventPage,
+    EventRate,
+    EventSummary,
+    MinuteCount,
+)
+
+
+def parsed_body(body: bytes | None) -> Any:
+    """The body as JSON when it parses (None otherwise), so the log shows it as JSON."""
+    if body is None:
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
 
 
 def event_detail(event: WebhookEvent) -> EventDetail:
-    return EventDetail.model_validate(event)
+    detail = EventDetail.model_validate(event)
+    return detail.model_copy(update={"body_json": parsed_body(event.body)})
 
 
 async def event_page(
@@ -27,4 +50,23 @@ async def event_page(
     next_cursor = str(events[-1].seq) if len(events) == limit else None
     return EventPage(
         items=[EventSummary.model_validate(e) for e in events], next_cursor=next_cursor
+    )
+
+
+async def events_per_minute(session: AsyncSession, hours: int) -> EventRate:
+    """Events received in each minute of the last `hours`, zeros included (for a chart)."""
+    until = utc_now().replace(second=0, microsecond=0) + timedelta(minutes=1)
+    since = until - timedelta(hours=hours)
+    counted, capped = await repository.received_per_minute(session, since, RATE_SCAN)
+    by_minute = dict(counted)
+    minutes = [
+        MinuteCount(minute=minute, received=by_minute.get(minute, 0))
+        for minute in (since + timedelta(minutes=i) for i in range(hours * 60))
+    ]
+    return EventRate(
+        since=since,
+        until=until,
+        minutes=minutes,
+        total=sum(m.received for m in minutes),
+        capped=capped,
     )

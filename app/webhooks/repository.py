@@ -185,3 +185,30 @@ async def prune_bodies(
         "batch": batch,
     }
     return (await session.execute(_PRUNE_BATCH, params)).one()
+
+
+# received_at has no index, but seq (unique) grows with it: the newest rows are walked
+# backwards by seq, at most `scan` of them, so the cost stays bounded on a large log.
+_RECEIVED_PER_MINUTE = text(
+    """
+    WITH recent AS MATERIALIZED (
+        SELECT received_at FROM webhook_events ORDER BY seq DESC LIMIT :scan
+    )
+    SELECT date_trunc('minute', received_at) AS minute, count(*) AS received,
+           (SELECT count(*) FROM recent) >= :scan AS capped
+    FROM recent
+    WHERE received_at >= :since
+    GROUP BY 1
+    ORDER BY 1
+    """
+)
+
+
+async def received_per_minute(
+    session: AsyncSession, since: datetime, scan: int
+) -> tuple[list[tuple[datetime, int]], bool]:
+    """Events received per minute since `since` among the newest `scan` events; the flag
+    says the scan reached its cap (older minutes may then be undercounted)."""
+    rows = (await session.execute(_RECEIVED_PER_MINUTE, {"since": since, "scan": scan})).all()
+    capped = bool(rows and rows[0].capped)
+    return [(row.minute, int(row.received)) for row in rows], capped

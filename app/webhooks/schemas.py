@@ -10,7 +10,12 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.openapi import NULL
+
+# Newest events read to count events per minute (see repository.received_per_minute).
+RATE_SCAN = 200_000
 
 
 class _Model(BaseModel):
@@ -74,9 +79,46 @@ class EventSummary(BaseModel):
 
 
 class EventDetail(EventSummary):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "webhook_event_id": "0f8e6d4c-2b1a-4c3d-9e8f-7a6b5c4d3e2f",
+                    "event_type": "meter.enrollment.global-status.updated",
+                    "status": "dead",
+                    "error": "payload.global_enrollment_status: Input should be 'ACTIVE', ...",
+                    "attempts": 1,
+                    "meter_id": "5b6c1f0e-8d2a-4b7e-9a51-3c9e2d7f4a10",
+                    "partner_reference": "acme-site-0042",
+                    "duplicate_deliveries": 0,
+                    "conflicting_deliveries": 0,
+                    "received_at": "2025-08-14T09:12:03.512Z",
+                    "applied_at": NULL,
+                    "body_size": 212,
+                    "body_json": {
+                        "webhook_event_id": "0f8e6d4c-2b1a-4c3d-9e8f-7a6b5c4d3e2f",
+                        "payload": {
+                            "webhook_event_type": "meter.enrollment.global-status.updated",
+                            "meter_id": "5b6c1f0e-8d2a-4b7e-9a51-3c9e2d7f4a10",
+                            "global_enrollment_status": "ENROLLED",
+                        },
+                    },
+                    "body": '{"webhook_event_id": "0f8e6d4c-...", "payload": {...}}',
+                }
+            ]
+        }
+    )
+
     body_size: int
+    body_json: Any = Field(
+        None,
+        description="The body parsed as JSON; null when it is not JSON or was pruned "
+        "(then read `body`)",
+    )
     # The body as delivered, decoded as UTF-8 with bad bytes replaced; null once pruned.
-    body: str | None
+    body: str | None = Field(
+        description="The body as delivered (UTF-8, bad bytes replaced); null once pruned"
+    )
 
     @field_validator("body", mode="before")
     @classmethod
@@ -87,3 +129,36 @@ class EventDetail(EventSummary):
 class EventPage(BaseModel):
     items: list[EventSummary]
     next_cursor: str | None
+
+
+class MinuteCount(BaseModel):
+    minute: datetime
+    received: int
+
+
+class EventRate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "since": "2025-08-14T09:00:00Z",
+                    "until": "2025-08-14T12:00:00Z",
+                    "minutes": [
+                        {"minute": "2025-08-14T09:00:00Z", "received": 12},
+                        {"minute": "2025-08-14T09:01:00Z", "received": 0},
+                    ],
+                    "total": 12,
+                    "capped": False,
+                }
+            ]
+        }
+    )
+
+    since: datetime = Field(description="Start of the first minute counted (UTC)")
+    until: datetime = Field(description="End of the last minute counted (UTC)")
+    minutes: list[MinuteCount] = Field(description="Every minute of the window, oldest first")
+    total: int
+    capped: bool = Field(
+        description="True when more events arrived in the window than one scan reads "
+        f"({RATE_SCAN:,}): the oldest minutes are then undercounted"
+    )

@@ -105,11 +105,15 @@ def upgrade() -> None:
         ["meter_id"],
         postgresql_include=["partner_reference", "is_archived"],
     )
+    # No pending list (every lookup would scan it: 24 ms at 1M meters) and no entries
+    # for meters without a connection reference.
     op.create_index(
         "ix_meters_connection_references",
         "meters",
         ["connection_references"],
         postgresql_using="gin",
+        postgresql_with={"fastupdate": "off"},
+        postgresql_where=sa.text("connection_references IS NOT NULL"),
     )
 
 

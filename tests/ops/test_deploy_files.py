@@ -8,7 +8,9 @@ must have nothing to say about the Dockerfile.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -23,13 +25,18 @@ import yaml
 
 from app.cli import cli
 from app.config import Settings
+from app.leap_sim.server import build_state, serve_in_thread
+from tests.support.live import LiveServer
 from tests.support.settings import ROOT
 
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
-# Read by something other than Settings: prometheus_client, the fake Leap, the postgres image.
+# Read by something other than Settings: prometheus_client, the fake Leap, the postgres
+# image, and compose itself (host ports).
 NON_SETTINGS = {
     "PROMETHEUS_MULTIPROC_DIR",
+    "METER_SYNC_PORT",
+    "LEAP_SIM_PORT",
     "LEAP_SIM_API_KEY",
     "POSTGRES_DB",
     "POSTGRES_USER",
@@ -196,3 +203,70 @@ def test_hadolint_reports_nothing() -> None:
     report = result.stdout + result.stderr
     assert result.returncode == 0, report
     assert not result.stdout.strip(), report
+
+
+# ---- health checks run for real: each against the app its service runs ------------------
+
+_URL = re.compile(r"http://127\.0\.0\.1:(\d+)/")
+
+
+def _run_check(argv: list[str], port: int, environment: dict[str, str]) -> int:
+    """Run a health check command (exec form) with its URL's port moved to `port`, in an
+    environment holding only what its container's environment gives it."""
+    moved = [_URL.sub(f"http://127.0.0.1:{port}/", part) for part in argv]
+    if moved[0] == "python":
+        moved[0] = sys.executable
+    env = {"PATH": os.environ.get("PATH", ""), **environment}
+    return subprocess.run(moved, env=env, capture_output=True, timeout=30, check=False).returncode
+
+
+def _compose_check(service: dict[str, Any]) -> list[str]:
+    test = service["healthcheck"]["test"]
+    assert test[0] == "CMD", "write health checks in exec form (CMD), so they can be run here"
+    return [_interpolate(str(part)) for part in test[1:]]
+
+
+def _image_check() -> list[str]:
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    found = re.search(r"^HEALTHCHECK .*?CMD (\[.*\])\s*$", text, flags=re.MULTILINE)
+    assert found, "the image needs a HEALTHCHECK in exec form"
+    argv: list[str] = json.loads(found.group(1))
+    return argv
+
+
+def test_the_fake_leaps_health_check_passes_with_the_key_its_service_has(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    service = services["leap-sim"]
+    environment = _environment(service)
+    sim = serve_in_thread(build_state(meters=5, groups=1, api_key=environment["LEAP_SIM_API_KEY"]))
+    try:
+        port = int(sim.url.rsplit(":", 1)[1])
+        assert _run_check(_compose_check(service), port, environment) == 0
+        # The check this test exists for: the same call without the key is refused (401),
+        # so a health check that forgets the credentials fails here, not only in compose.
+        keyless = [
+            "python",
+            "-c",
+            "import urllib.request; urllib.request.urlopen("
+            f"'http://127.0.0.1:{port}/sim/stats', timeout=4)",
+        ]
+        assert _run_check(keyless, port, environment) != 0
+    finally:
+        sim.stop()
+
+
+async def test_the_image_health_check_passes_against_the_service(live: LiveServer) -> None:
+    # The image's check is what api, worker and demo-worker are judged by. (In a thread:
+    # the server answers from this test's event loop.)
+    assert await asyncio.to_thread(_run_check, _image_check(), live.port, {}) == 0
+
+
+def test_every_url_health_check_is_run_by_a_test(services: dict[str, dict[str, Any]]) -> None:
+    """A new service with an HTTP health check needs a test like the two above."""
+    checked = {"leap-sim"}
+    for name, service in services.items():
+        if "healthcheck" in service and _URL.search(
+            " ".join(map(str, service["healthcheck"]["test"]))
+        ):
+            assert name in checked, f"{name}: its health check is not run by any test"

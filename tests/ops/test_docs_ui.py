@@ -32,7 +32,7 @@ SCREENSHOT = (
     if os.environ.get("SAVE_DOCS_SCREENSHOT") == "1"
     else Path(tempfile.gettempdir()) / "meter-sync-docs-try-it-out.png"
 )
-OPERATION = "operations-meters-get_meter_v1_meters__meter_id__get"
+OPERATION = "operations-meters-get_meter"
 
 
 def _browser(profile: Path) -> WebDriver:
@@ -68,6 +68,9 @@ def _try_it_out(base_url: str, meter_id: str) -> str:
             key.send_keys(OPS_KEY)
             browser.find_element(By.CSS_SELECTOR, ".auth-btn-wrapper button.authorize").click()
             browser.find_element(By.CSS_SELECTOR, ".auth-btn-wrapper button.btn-done").click()
+            # Authorize survives a reload (persistAuthorization): the lock shows as locked.
+            browser.refresh()
+            wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "button.authorize.locked")))
             block = wait.until(click((By.ID, OPERATION)))
             block.find_element(By.CSS_SELECTOR, ".opblock-summary").click()
             wait.until(click((By.CSS_SELECTOR, f"#{OPERATION} button.try-out__btn"))).click()

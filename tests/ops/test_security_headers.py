@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import metrics
 from app.config import Settings
 from app.main import create_app
+from app.response_policy import _merged, security_headers
 from tests.support import events
 from tests.support.http import deliver, ops_auth, read_auth
 from tests.support.live import LiveServer
@@ -23,6 +24,7 @@ OPS = ops_auth()
 
 # (path, headers): every kind of GET the service answers, keyed or not, 2xx or not.
 GETS = [
+    ("/", {}),
     ("/healthz", {}),
     ("/readyz", {}),
     ("/metrics", {}),
@@ -124,3 +126,22 @@ async def test_the_workers_own_server_has_the_same_response_policy(
     assert head.content == b""
     for response in (got, head):
         _assert_protected_everywhere(response)
+
+
+async def test_the_status_pages_own_policy_is_kept(client: httpx.AsyncClient) -> None:
+    page = await client.get("/")
+    assert page.status_code == 200
+    policies = page.headers.get_list("content-security-policy")
+    assert len(policies) == 1
+    # Its script nonce survives (the page would not run without it), framing stays off.
+    assert "'nonce-" in policies[0]
+    assert "frame-ancestors 'none'" in policies[0]
+    assert page.headers["x-frame-options"] == "DENY"
+
+
+def test_an_app_policy_without_frame_ancestors_gets_it() -> None:
+    given = [(b"content-security-policy", b"default-src 'self'"), (b"cache-control", b"max-age=60")]
+    merged = dict(_merged(given, security_headers("/v1/meters")))
+    assert merged[b"content-security-policy"] == b"default-src 'self'; frame-ancestors 'none'"
+    assert merged[b"cache-control"] == b"no-store"
+    assert merged[b"x-content-type-options"] == b"nosniff"
