@@ -265,15 +265,15 @@ function renderGroups(groups) {
 }
 
 function renderDispatch(status) {
-  if (status && status.dispatch !== undefined && status.dispatch !== null) {
-    const d = status.dispatch;
-    const pairs = typeof d === "object" ? Object.entries(d).map(([k, v]) =>
-      [k, typeof v === "object" && v !== null ? JSON.stringify(v) : v]) : [["dispatch", d]];
-    show("dispatch", facts(pairs));
-  } else {
-    show("dispatch", el("p", "Not reported by this version of the service: dispatch drift " +
-      "shows here once /v1/sync/status carries a `dispatch` field.", "muted"));
-  }
+  const d = (status && status.dispatch) || {};
+  const last = d.last_drift;
+  show("dispatch", facts([
+    ["last dispatch received", d.last_received_at || "none yet"],
+    ["timeslots with drift, last 24 h", d.drift_24h ?? 0],
+    ["last drift", last ? last.market_group_id + ": " + last.leap_only_count +
+      " dispatched but not in our roster, " + last.local_only_count +
+      " in our roster but not dispatched (" + last.checked_at + ")" : "none"],
+  ]));
 }
 
 async function refresh() {

@@ -37,15 +37,47 @@ _FILTERS_DOC = (
 )
 
 
+CURSOR = "`next_cursor` of the previous page"
+DISPATCH_EVENT_ID = Path(
+    description="Leap's `market_group_event_id` or `meter_event_id` of the timeslot",
+    examples=["5f0c2d7e-3b4a-4e8f-9c1d-2a6b7e8f9a0b"],
+)
+REFERENCE = Path(
+    min_length=1,
+    max_length=65_536,
+    pattern=STORABLE_REFERENCE,
+    description="The partner's own asset reference, as Leap sent it",
+    examples=["acme-site-0042"],
+)
+
+
 class _Filters:
     def __init__(
         self,
-        start: IsoDateTime | None = None,
-        end: IsoDateTime | None = None,
-        include_cancelled: QueryBool = False,
-        include_tests: QueryBool = False,
-        limit: Annotated[QueryInt, Query(ge=1, le=1000)] = 100,
-        cursor: Annotated[str | None, Query(max_length=200)] = None,
+        start: Annotated[
+            IsoDateTime | None,
+            Query(
+                description="Timeslots ending after this instant (ISO 8601 with zone)",
+                examples=["2025-08-14T00:00:00Z"],
+            ),
+        ] = None,
+        end: Annotated[
+            IsoDateTime | None,
+            Query(
+                description="Timeslots starting before this instant (ISO 8601 with zone)",
+                examples=["2025-08-16T00:00:00Z"],
+            ),
+        ] = None,
+        include_cancelled: Annotated[
+            QueryBool, Query(description="Also list timeslots Leap cancelled")
+        ] = False,
+        include_tests: Annotated[
+            QueryBool, Query(description="Also list Leap's integration-test notifications")
+        ] = False,
+        limit: Annotated[
+            QueryInt, Query(ge=1, le=1000, description="Timeslots per page", examples=[100])
+        ] = 100,
+        cursor: Annotated[str | None, Query(max_length=200, description=CURSOR)] = None,
     ) -> None:
         for name, value in (("start", start), ("end", end)):
             if value is not None and value.tzinfo is None:
@@ -76,10 +108,29 @@ async def list_dispatches(
     session: SessionDep,
     _: ReadScope,
     filters: Filters,
-    market_group_id: uuid.UUID | None = None,
-    meter_id: uuid.UUID | None = None,
+    market_group_id: Annotated[
+        uuid.UUID | None,
+        Query(
+            description="Group dispatches of this market group",
+            examples=["406720c2-0175-4137-9ff1-1641702292d4"],
+        ),
+    ] = None,
+    meter_id: Annotated[
+        uuid.UUID | None,
+        Query(
+            description="Meter dispatches of this meter and group dispatches listing it",
+            examples=["5b6c1f0e-8d2a-4b7e-9a51-3c9e2d7f4a10"],
+        ),
+    ] = None,
     partner_reference: Annotated[
-        str | None, Query(min_length=1, max_length=256, pattern=STORABLE_REFERENCE)
+        str | None,
+        Query(
+            min_length=1,
+            max_length=65_536,
+            pattern=STORABLE_REFERENCE,
+            description="Timeslots involving this reference's meters",
+            examples=["acme-site-0042"],
+        ),
     ] = None,
 ) -> DispatchPage:
     chosen = replace(
@@ -103,7 +154,10 @@ async def list_dispatches(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_dispatch(
-    dispatch_event_id: uuid.UUID, session: SessionDep, _: ReadScope, kind: Kind = None
+    dispatch_event_id: Annotated[uuid.UUID, DISPATCH_EVENT_ID],
+    session: SessionDep,
+    _: ReadScope,
+    kind: Kind = None,
 ) -> DispatchDetail:
     return await queries.get_dispatch(session, dispatch_event_id, kind)
 
@@ -120,14 +174,24 @@ async def get_dispatch(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_dispatch_meters(
-    dispatch_event_id: uuid.UUID,
+    dispatch_event_id: Annotated[uuid.UUID, DISPATCH_EVENT_ID],
     session: SessionDep,
     _: ReadScope,
     kind: Kind = None,
-    cursor: uuid.UUID | None = None,
-    limit: Annotated[QueryInt, Query(ge=1, le=100_000)] = 10_000,
+    cursor: Annotated[str | None, Query(max_length=64, description=CURSOR)] = None,
+    limit: Annotated[
+        QueryInt, Query(ge=1, le=100_000, description="Meters per page", examples=[10_000])
+    ] = 10_000,
 ) -> DispatchMeterPage:
-    return await queries.dispatch_meters(session, dispatch_event_id, kind, cursor, limit)
+    after = _meter_cursor(cursor) if cursor is not None else None
+    return await queries.dispatch_meters(session, dispatch_event_id, kind, after, limit)
+
+
+def _meter_cursor(cursor: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(cursor)
+    except ValueError:
+        raise Problem(422, "cursor is not a next_cursor this API gave out") from None
 
 
 @router.get(
@@ -138,9 +202,7 @@ async def get_dispatch_meters(
     responses=problem_responses(401, 403, 422),
 )
 async def partner_dispatches(
-    partner_reference: Annotated[
-        str, Path(min_length=1, max_length=256, pattern=STORABLE_REFERENCE)
-    ],
+    partner_reference: Annotated[str, REFERENCE],
     session: SessionDep,
     _: ReadScope,
     filters: Filters,

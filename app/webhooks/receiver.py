@@ -146,11 +146,19 @@ def operation(summary: str, description: str, operation_id: str) -> dict[str, An
     answers = {
         str(code): {
             "description": description,
-            "content": {"application/json": {"schema": receipt}},
+            "content": {
+                "application/json": {
+                    "schema": receipt,
+                    "example": {
+                        "webhook_event_id": "0f8e6d4c-2b1a-4c3d-9e8f-7a6b5c4d3e2f",
+                        "status": status,
+                    },
+                }
+            },
         }
-        for code, description in (
-            ("202", "Stored and applied (status accepted, ignored or failed)"),
-            ("200", "Duplicate delivery: already stored, nothing repeated"),
+        for code, description, status in (
+            ("202", "Stored and applied (status accepted, ignored or failed)", "accepted"),
+            ("200", "Duplicate delivery: already stored, nothing repeated", "duplicate"),
         )
     }
     problems = {

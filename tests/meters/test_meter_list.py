@@ -461,9 +461,24 @@ async def test_group_counts_follow_archiving_and_new_rosters(
     await _send(client, events.group_updated(ALL_IDS[:2], G2, "G2 renamed", *LATE_OCTOBER))
     body = await _groups(client, trade_date="2024-10-20")
     day = {"time_zone": "America/Los_Angeles", "trade_date": "2024-10-20"}
+    regions = {m.meter_id: m.transmission_region for m in INVENTORY}
+    # A group's region shows when its members share one.
+    g2_region = regions[ALL_IDS[1]]
     assert body["items"] == [
-        {"market_group_id": G1, "market_group_name": "G1", **day, "meter_count": 5},
-        {"market_group_id": G2, "market_group_name": "G2 renamed", **day, "meter_count": 1},
+        {
+            "market_group_id": G1,
+            "market_group_name": "G1",
+            **day,
+            "meter_count": 5,
+            "transmission_region": None,
+        },
+        {
+            "market_group_id": G2,
+            "market_group_name": "G2 renamed",
+            **day,
+            "meter_count": 1,
+            "transmission_region": g2_region,
+        },
     ]
 
 

@@ -158,7 +158,7 @@ async def test_status_page_in_chromium_shows_health_events_runs_and_groups(
     assert "PGSB_1_PDRP68" in seen["groups"]
     assert "CAISO" in seen["groups"]
     assert "2 meters" in seen["groups"]
-    assert "Not reported by this version" in seen["dispatch"]
+    assert "timeslots with drift, last 24 h" in seen["dispatch"]
     assert seen["key_stored"] == OPS_KEY
     assert "PGSB_1_PDRP68" in seen["after_reload"]
     assert seen["forgotten_hidden"] == "true"
