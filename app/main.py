@@ -15,6 +15,7 @@ from app import problems
 from app.config import Settings, load_settings
 from app.db import create_engine, create_raw_pool, session_factory
 from app.groups.endpoints import router as groups_router
+from app.health import check_database
 from app.health import router as health_router
 from app.logs import RequestIdMiddleware
 from app.meters.endpoints import router as meters_router
@@ -78,6 +79,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
             settings, Inbox(engine, app.state.sessions, raw_pool)
         )
         app.state.metrics_gauges = DatabaseGauges(engine, settings.api_mode)
+        await check_database(engine)  # logs what is wrong with the database, if anything
         stop = asyncio.Event()
         worker = (
             asyncio.create_task(Worker(settings, engine, app.state.sessions).run(stop))

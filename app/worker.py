@@ -28,6 +28,7 @@ from app import metrics
 from app.config import ApiMode, Settings
 from app.db import is_unavailable
 from app.leap.client import LeapClient
+from app.outage import outage
 from app.sync.enrichment import Enrichment
 from app.sync.leader import Leader
 from app.webhooks.retention import IDLE_S as RETENTION_IDLE_S
@@ -112,7 +113,8 @@ class Worker:
             try:
                 await self.enrichment.release()
             except Exception as exc:
-                log.warning("could not release running jobs", extra={"error": repr(exc)})
+                if not is_unavailable(exc):  # an outage was already said (app/outage.py)
+                    log.warning("could not release running jobs", extra={"error": repr(exc)})
             if self._client is not None:
                 await self._client.aclose()
             log.info("worker stopped")
@@ -123,8 +125,11 @@ async def _forever(step: Step, stop: asyncio.Event, idle_s: float) -> None:
     while not stop.is_set():
         try:
             busy = await step()
+            outage.up()
         except Exception as exc:
-            if not is_unavailable(exc):
+            if is_unavailable(exc):
+                outage.failed(exc)  # one line per outage, not one per turn
+            else:
                 log.exception("worker step failed", extra={"step": step.__name__})
             busy = 0
         if not busy:

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import RowMapping, TextClause, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -249,9 +249,16 @@ _STORE_METERS = text(
             last_seen_at = now(),
             updated_at = CASE WHEN {_newer("leap_updated_at")} THEN now() ELSE m.updated_at END
         RETURNING m.meter_id, m.partner_reference AS now_ref,
-                  m.previous_partner_reference AS was_ref
+                  m.previous_partner_reference AS was_ref,
+                  -- for the run's counts: xmax is 0 on a row this statement inserted
+                  (m.xmax = 0) AS inserted, m.updated_at = now() AS changed,
+                  (m.is_archived AND m.archived_at = now()) AS archived_now
     ), {partners.link_history_ctes("stored")}
-    SELECT count(*) FROM stored
+    SELECT count(*) AS stored,
+           count(*) FILTER (WHERE inserted) AS new,
+           count(*) FILTER (WHERE changed AND NOT inserted) AS updated,
+           count(*) FILTER (WHERE archived_now) AS archived
+    FROM stored
     """
 )
 
@@ -295,14 +302,24 @@ _ARCHIVE_UNSEEN = text(
 )
 
 
+class StoredMeters(NamedTuple):
+    """One page of Leap's meter records stored: how many, and what changed."""
+
+    stored: int
+    new: int
+    updated: int
+    archived: int
+
+
 async def store_leap_meters(
     session: AsyncSession, records: list[dict[str, Any]], run_id: int | None
-) -> int:
-    """Upsert meter records from Leap's API (newer `leap_updated_at` wins); how many."""
+) -> StoredMeters:
+    """Upsert meter records from Leap's API (newer `leap_updated_at` wins)."""
     result = await session.execute(
         _STORE_METERS, {"records": json.dumps(records), "run_id": run_id}
     )
-    return int(result.scalar_one())
+    row = result.one()
+    return StoredMeters(int(row.stored), int(row.new), int(row.updated), int(row.archived))
 
 
 async def store_leap_enrollments(

@@ -12,7 +12,7 @@ from app.deps import SessionDep, SettingsDep
 from app.params import QueryInt, single_valued
 from app.problems import Problem, problem_responses
 from app.webhooks import repository
-from app.webhooks.queries import event_detail, event_page
+from app.webhooks.queries import event_detail, event_page, parse_statuses
 from app.webhooks.retry import replay
 from app.webhooks.schemas import EventDetail, EventPage
 from app.webhooks.service import ApplyOptions
@@ -31,12 +31,27 @@ router = APIRouter(dependencies=[Depends(single_valued)])
 async def list_webhook_events(
     session: SessionDep,
     _: OpsScope,
-    status: Annotated[str | None, Query(pattern="^(received|applied|failed|ignored|dead)$")] = None,
+    status: Annotated[
+        str | None,
+        Query(
+            max_length=100,
+            description=(
+                "One status or several separated by commas, e.g. `failed,dead`: "
+                "received, applied, failed, ignored, dead (docs/operations.md says what "
+                "each means and what to do)."
+            ),
+            examples=["failed,dead"],
+        ),
+    ] = None,
     type: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9._\-]{1,128}$")] = None,
     cursor: Annotated[QueryInt | None, Query(ge=0, le=2**62)] = None,
     limit: Annotated[QueryInt, Query(ge=1, le=1000)] = 100,
 ) -> EventPage:
-    return await event_page(session, status=status, event_type=type, cursor=cursor, limit=limit)
+    try:
+        statuses = parse_statuses(status) if status is not None else None
+    except ValueError as exc:
+        raise Problem(422, str(exc)) from None
+    return await event_page(session, statuses=statuses, event_type=type, cursor=cursor, limit=limit)
 
 
 @router.get(

@@ -154,7 +154,7 @@ async def receive(inbox: Inbox, raw: bytes, options: ApplyOptions) -> Receipt:
                 event = EVENT_ADAPTER.validate_python(envelope.payload)
             except ValidationError as exc:
                 errors = field_errors(exc)
-                await delivery.store_only(WebhookStatus.DEAD, error=_error_text(errors))
+                await delivery.store_only(WebhookStatus.DEAD, error=error_text(errors))
                 raise Rejected(422, "payload does not match Leap's schema", errors) from None
             if isinstance(event, GroupUpdated | ConnectSessionUpdated | AuthorizationUpdated):
                 return await delivery.store_and_apply(event, options)
@@ -167,7 +167,8 @@ async def receive(inbox: Inbox, raw: bytes, options: ApplyOptions) -> Receipt:
         raise
 
 
-def _error_text(errors: list[dict[str, Any]]) -> str:
+def error_text(errors: list[dict[str, Any]]) -> str:
+    """Field errors as one short line (`payload.meter_id: Input should be a valid UUID`)."""
     return storable_text("; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors))
 
 

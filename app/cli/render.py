@@ -1,0 +1,63 @@
+"""Records and lists as text for people: key/value tables, nested lists as tables."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from rich import box
+from rich.table import Table
+
+from app.cli.common import out
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list) and all(not isinstance(v, dict | list) for v in value):
+        return ", ".join(_text(v) for v in value) or "-"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            yield from _flatten(value, f"{name}.")
+        else:
+            yield name, value
+
+
+def record(title: str, data: Mapping[str, Any]) -> None:
+    """One record: scalar fields as `name  value` lines; lists of objects as tables below."""
+    fields = Table(title=title, title_justify="left", show_header=False, box=box.SIMPLE)
+    fields.add_column(style="bold")
+    fields.add_column(overflow="fold")
+    nested: list[tuple[str, list[dict[str, Any]]]] = []
+    for name, value in _flatten(data):
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            nested.append((name, value))
+        else:
+            fields.add_row(name, _text(value))
+    out.print(fields)
+    for name, rows in nested:
+        rows_table(name, rows)
+
+
+def rows_table(
+    title: str | None, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None
+) -> None:
+    """Rows of objects as one table; nested objects flattened to dotted columns."""
+    flat = [dict(_flatten(row)) for row in rows]
+    names = list(columns or dict.fromkeys(k for row in flat for k in row))
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for name in names:
+        table.add_column(name, overflow="fold")
+    for row in flat:
+        table.add_row(*(_text(row.get(name)) for name in names))
+    out.print(table)
