@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -10,6 +11,8 @@ from rich import box
 from rich.table import Table
 
 from app.cli.common import out
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _text(value: Any) -> str:
@@ -46,18 +49,26 @@ def record(title: str, data: Mapping[str, Any]) -> None:
             fields.add_row(name, _text(value))
     out.print(fields)
     for name, rows in nested:
-        rows_table(name, rows)
+        if len({k for row in rows for k, v in _flatten(row) if v not in (None, "", [])}) > 5:
+            for number, row in enumerate(rows, 1):  # too wide for one table
+                record(f"{name} {number}/{len(rows)}", row)
+        else:
+            rows_table(name, rows)
 
 
 def rows_table(
     title: str | None, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None
 ) -> None:
     """Rows of objects as one table; nested objects flattened to dotted columns."""
-    flat = [dict(_flatten(row)) for row in rows]
+    flat = [{k: _text(v) for k, v in _flatten(row)} for row in rows]
     names = list(columns or dict.fromkeys(k for row in flat for k in row))
+    if columns is None:  # a nested list: leave out columns empty in every row
+        names = [n for n in names if any(row.get(n, "-") != "-" for row in flat)]
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     for name in names:
-        table.add_column(name, overflow="fold")
+        ids = all(_UUID.fullmatch(row.get(name, "-")) or row.get(name) == "-" for row in flat)
+        # Ids are never folded (people copy them); headers keep their last dotted part.
+        table.add_column(name.rsplit(".", 1)[-1], overflow="fold", no_wrap=bool(ids and flat))
     for row in flat:
-        table.add_row(*(_text(row.get(name)) for name in names))
+        table.add_row(*(row.get(name, "-") for name in names))
     out.print(table)

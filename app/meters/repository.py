@@ -257,7 +257,7 @@ _STORE_METERS = text(
     SELECT count(*) AS stored,
            count(*) FILTER (WHERE inserted) AS new,
            count(*) FILTER (WHERE changed AND NOT inserted) AS updated,
-           count(*) FILTER (WHERE archived_now) AS archived
+           count(*) FILTER (WHERE archived_now AND NOT inserted) AS archived
     FROM stored
     """
 )
