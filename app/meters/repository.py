@@ -222,6 +222,11 @@ _STORE_METERS = text(
             meter_id uuid, partner_reference text, connection_references text[],
             transmission_region text, meter_type text, utility_name text, load_zone text,
             is_archived boolean, leap_updated_at timestamptz, leap_meter jsonb)
+    ), before AS (
+        -- the stored rows as they were (a CTE reads the snapshot before this statement's
+        -- writes), to count what the run changed
+        SELECT meter_id, leap_updated_at AS was_version, is_archived AS was_archived
+        FROM meters WHERE meter_id IN (SELECT meter_id FROM incoming)
     ), {
         partners.ensure_partners_cte(
             "partner",
@@ -250,15 +255,14 @@ _STORE_METERS = text(
             updated_at = CASE WHEN {_newer("leap_updated_at")} THEN now() ELSE m.updated_at END
         RETURNING m.meter_id, m.partner_reference AS now_ref,
                   m.previous_partner_reference AS was_ref,
-                  -- for the run's counts: xmax is 0 on a row this statement inserted
-                  (m.xmax = 0) AS inserted, m.updated_at = now() AS changed,
-                  (m.is_archived AND m.archived_at = now()) AS archived_now
+                  m.leap_updated_at AS version, m.is_archived AS archived
     ), {partners.link_history_ctes("stored")}
     SELECT count(*) AS stored,
-           count(*) FILTER (WHERE inserted) AS new,
-           count(*) FILTER (WHERE changed AND NOT inserted) AS updated,
-           count(*) FILTER (WHERE archived_now AND NOT inserted) AS archived
-    FROM stored
+           count(*) FILTER (WHERE b.meter_id IS NULL) AS new,
+           count(*) FILTER (WHERE b.meter_id IS NOT NULL
+                            AND s.version IS DISTINCT FROM b.was_version) AS updated,
+           count(*) FILTER (WHERE s.archived AND NOT b.was_archived) AS archived
+    FROM stored AS s LEFT JOIN before AS b USING (meter_id)
     """
 )
 
