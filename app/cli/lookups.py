@@ -75,11 +75,14 @@ def roster(
             fail(f"--date {on!r} is not a date (YYYY-MM-DD)", 2)
 
     async def show(db: Database) -> int:
-        from app.groups.queries import group_counts
+        from app.groups.queries import group_named
         from app.groups.queries import roster as roster_page
 
         async with connected(db) as (_, sessions), sessions() as session:
-            group_id, name = await _group(session, group, group_counts)
+            try:
+                group_id, name = uuid.UUID(group), None
+            except ValueError:
+                group_id, name = await group_named(session, group)
             items: list[dict[str, Any]] = []
             cursor: uuid.UUID | None = None
             while True:
@@ -93,31 +96,14 @@ def roster(
             writer.writerow(["meter_id", "partner_reference"])
             writer.writerows([i["meter_id"], i["partner_reference"] or ""] for i in items)
             return 0
+        name = name or page.get("market_group_name")
         label = f"{name} ({group_id})" if name else str(group_id)
-        render.rows_table(
-            f"group {label} on {page['trade_date']}: {len(items)} meters",
-            items,
-            ["meter_id", "partner_reference"],
-        )
+        out.print(f"group {label} on {page['trade_date']}: {len(items)} meters", markup=False)
+        render.rows_table(None, items, ["meter_id", "partner_reference"])
         return 0
 
     with database(load()) as db:
         run_async(db, show)
-
-
-async def _group(session: Any, given: str, group_counts: Any) -> tuple[uuid.UUID, str | None]:
-    """A group id given as such, or the one group with this name."""
-    try:
-        return uuid.UUID(given), None
-    except ValueError:
-        pass
-    groups = (await group_counts(session, None)).items
-    named = [g for g in groups if (g.market_group_name or "").lower() == given.lower()]
-    if len(named) != 1:
-        known = ", ".join(sorted({g.market_group_name or "?" for g in groups})[:10])
-        reason = "several groups have" if named else "no group has"
-        fail(f"{reason} the name {given!r}: give its market_group_id (known names: {known})")
-    return named[0].market_group_id, named[0].market_group_name
 
 
 @cli.command(rich_help_panel="Look up")
