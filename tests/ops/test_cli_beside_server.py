@@ -195,13 +195,20 @@ def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
         return subprocess.Popen([*CLI, *args], env=env, cwd=ROOT, stdout=sink, stderr=sink)
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, within: float = 120) -> None:
+def _wait_http(
+    url: str,
+    process: subprocess.Popen[bytes],
+    log: Path,
+    within: float = 120,
+    any_answer: bool = False,
+) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"{url} process ended: {log.read_text()[-2000:]}")
         try:
-            if httpx.get(url, timeout=2).status_code == 200:
+            status = httpx.get(url, timeout=2).status_code
+            if status == 200 or (any_answer and status < 500):
                 return
         except httpx.HTTPError:
             pass
@@ -229,7 +236,8 @@ def sim_port(tmp_path: Path) -> Iterator[int]:
         tmp_path / "sim.log",
     )
     try:
-        _wait_http(f"http://127.0.0.1:{port}/healthz", sim, tmp_path / "sim.log", within=60)
+        # The fake Leap has no probe: any answer means it listens.
+        _wait_http(f"http://127.0.0.1:{port}/", sim, tmp_path / "sim.log", 60, any_answer=True)
         yield port
     finally:
         _stop(sim)
