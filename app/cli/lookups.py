@@ -146,11 +146,17 @@ def events(
                 cursor = int(page.next_cursor)
             more = page.next_cursor is not None
         what = f"{status} events" if status else "events"
-        render.rows_table(
-            f"{len(rows)} {what}" + (" (more: raise --limit)" if more else ""),
-            rows,
-            ["received_at", "webhook_event_id", "event_type", "status", "attempts", "error"],
-        )
+        out.print(f"{len(rows)} {what}" + (" (more: raise --limit)" if more else ""))
+        for row in rows:
+            # One line per event, its error indented below: errors are long, ids are copied.
+            tries = f"{row['attempts']} attempt{'s' if row['attempts'] != 1 else ''}"
+            out.print(
+                f"{render.text(row['received_at'])}  {row['webhook_event_id']}  "
+                f"{row['event_type']}  {row['status']} ({tries})",
+                markup=False,
+            )
+            if row["error"]:
+                out.print(f"    {row['error']}", markup=False)
         if any(r["status"] in ("failed", "dead") for r in rows):
             out.print(
                 "Fix the cause, then `meter-sync replay --status failed,dead` "

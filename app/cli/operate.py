@@ -58,7 +58,8 @@ async def _sync(db: Database, *, full: bool) -> int:
                 bar.update(task, description=_progress_line(r))
 
             async with engine.connect() as lock:
-                if await locks.try_session_lock(lock, locks.LEADER):
+                leading = await locks.try_session_lock(lock, locks.LEADER)
+                if leading:
                     key = ready.leap_api_key.get_secret_value()
                     async with LeapClient(ready.leap_api_base_url, key) as client:
                         try:
@@ -72,9 +73,11 @@ async def _sync(db: Database, *, full: bool) -> int:
                     # run; follow it here.
                     bar.update(task, description=f"{run.mode} run {run.id}: queued for the worker")
                     done = await runs.wait_for(sessions, run.id, show)
+    where = "here" if leading else "by the worker that leads reconciliation"
     out.print(
-        f"run {done.id} ({done.mode}) {done.status} in {time.monotonic() - began:.1f} s: "
-        f"{done.pages} pages of {runs.PAGE_SIZE}, {done.meters} meters"
+        f"run {done.id} ({done.mode}, {where}) {done.status} in "
+        f"{time.monotonic() - began:.1f} s: {done.pages} pages of {runs.PAGE_SIZE}, "
+        f"{done.meters} meters"
     )
     out.print(
         f"changed: {done.meters_new} new, {done.meters_updated} updated, "

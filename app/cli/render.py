@@ -12,19 +12,24 @@ from rich.table import Table
 
 from app.cli.common import out
 
+_TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(?:\.\d+)?(?:Z|\+00:00)")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def _text(value: Any) -> str:
+def text(value: Any) -> str:
+    """A value as people read it: `-` for none, yes/no, timestamps to the second."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list) and all(not isinstance(v, dict | list) for v in value):
-        return ", ".join(_text(v) for v in value) or "-"
+        return ", ".join(text(v) for v in value) or "-"
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False)
-    return str(value)
+    plain = str(value)
+    # ISO timestamps to the second, as people read them: 2026-11-30 16:34:11Z
+    stamp = _TIMESTAMP.fullmatch(plain)
+    return f"{stamp[1]} {stamp[2]}Z" if stamp else plain
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
@@ -46,7 +51,7 @@ def record(title: str, data: Mapping[str, Any]) -> None:
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             nested.append((name, value))
         else:
-            fields.add_row(name, _text(value))
+            fields.add_row(name, text(value))
     out.print(fields)
     for name, rows in nested:
         if len({k for row in rows for k, v in _flatten(row) if v not in (None, "", [])}) > 5:
@@ -60,7 +65,7 @@ def rows_table(
     title: str | None, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None
 ) -> None:
     """Rows of objects as one table; nested objects flattened to dotted columns."""
-    flat = [{k: _text(v) for k, v in _flatten(row)} for row in rows]
+    flat = [{k: text(v) for k, v in _flatten(row)} for row in rows]
     names = list(columns or dict.fromkeys(k for row in flat for k in row))
     if columns is None:  # a nested list: leave out columns empty in every row
         names = [n for n in names if any(row.get(n, "-") != "-" for row in flat)]
