@@ -91,11 +91,11 @@ def database(config: Settings, *, share: bool = True) -> Iterator[Database]:
         console.print(f"Using the embedded PostgreSQL already running on {data_dir}")
         yield Database(config.model_copy(update={"database_url": running}), str(data_dir))
         return
-    server = EmbeddedPostgres(data_dir)
     console.print(f"Starting the embedded PostgreSQL (data in {data_dir})")
     try:
+        server = EmbeddedPostgres(data_dir)  # RuntimeError without the embedded extra
         server.start()
-    except RuntimeError as exc:
+    except (RuntimeError, OSError) as exc:
         fail(f"could not start the embedded PostgreSQL: {exc}")
     try:
         server.create_database(EMBEDDED_DATABASE)
