@@ -25,7 +25,9 @@ def data_dir(tmp_path: Path) -> Iterator[tuple[Path, int]]:
 
 
 def _pid_file(directory: Path, pid: int, port: int, status: str) -> None:
-    lines = [str(pid), str(directory), "1700000000", str(port), str(directory), "127.0.0.1", "0", status]
+    # pid, data dir, start time, port, socket dir, listen address, shared memory, status
+    where = str(directory)
+    lines = [str(pid), where, "1700000000", str(port), where, "127.0.0.1", "0", status]
     (directory / "postmaster.pid").write_text("\n".join(lines) + "\n")
 
 
