@@ -81,21 +81,23 @@ def database(config: Settings, *, share: bool = True) -> Iterator[Database]:
 
     data_dir = config.state_dir / "pg"
     running = running_server_url(data_dir, EMBEDDED_DATABASE)
-    if running is not None:
-        if not share:
-            fail(
-                f"the embedded PostgreSQL in {data_dir} is already in use (another `serve`?): "
-                "stop it first, or give this one its own STATE_DIR",
-                2,
-            )
+    if running is not None and share:
         console.print(f"Using the embedded PostgreSQL already running on {data_dir}")
         yield Database(config.model_copy(update={"database_url": running}), str(data_dir))
         return
+    # Not shared (`serve`): start our own. A server left by a crashed owner is stopped
+    # and replaced by EmbeddedPostgres; one whose owner still runs is refused.
     console.print(f"Starting the embedded PostgreSQL (data in {data_dir})")
     try:
         server = EmbeddedPostgres(data_dir)  # RuntimeError without the embedded extra
         server.start()
     except (RuntimeError, OSError) as exc:
+        if running is not None:
+            fail(
+                f"the embedded PostgreSQL in {data_dir} is already in use (another `serve`?): "
+                "stop it first, or give this one its own STATE_DIR",
+                2,
+            )
         fail(f"could not start the embedded PostgreSQL: {exc}")
     try:
         server.create_database(EMBEDDED_DATABASE)
