@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024**3)
     sync_interval_seconds: int = Field(default=900, ge=1)
     full_sync_interval_seconds: int = Field(default=86400, ge=1)
+    # Health verdict of /v1/sync/status (docs/operations.md): no webhook event for this
+    # long is a problem, and so is a reconciliation lag above SYNC_LAG_MAX_SECONDS
+    # (unset: three SYNC_INTERVAL_SECONDS).
+    webhook_quiet_seconds: int = Field(default=6 * 3600, ge=60)
+    sync_lag_max_seconds: int | None = Field(default=None, ge=60)
     # Webhook event bodies are pruned after this many days; the rows (ids, hashes,
     # statuses) stay, so a late redelivery is still recognised as a duplicate.
     event_retention_days: int = Field(default=30, ge=1, le=36500)
@@ -144,6 +149,10 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def lag_limit_seconds(self) -> int:
+        return self.sync_lag_max_seconds or 3 * self.sync_interval_seconds
+
+    @property
     def api_mode(self) -> ApiMode:
         return ApiMode.API if self.leap_api_key is not None else ApiMode.WEBHOOK_ONLY
 
@@ -160,6 +169,8 @@ class Settings(BaseSettings):
             "WEBHOOK_MAX_BODY_BYTES": str(self.webhook_max_body_bytes),
             "SYNC_INTERVAL_SECONDS": str(self.sync_interval_seconds),
             "FULL_SYNC_INTERVAL_SECONDS": str(self.full_sync_interval_seconds),
+            "WEBHOOK_QUIET_SECONDS": str(self.webhook_quiet_seconds),
+            "SYNC_LAG_MAX_SECONDS": str(self.lag_limit_seconds),
             "EVENT_RETENTION_DAYS": str(self.event_retention_days),
             "MARKET_TIMEZONES": ",".join(f"{r}={z}" for r, z in self.market_timezones.items()),
             "STATE_DIR": str(self.state_dir),

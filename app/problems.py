@@ -6,14 +6,23 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.db import is_unavailable
+from app.outage import outage
 
 PROBLEM_JSON = "application/problem+json"
+_DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    SQLAlchemyError,
+    OSError,  # includes TimeoutError and refused connections
+    asyncpg.exceptions.PostgresError,
+    asyncpg.exceptions.InterfaceError,
+)
 log = logging.getLogger("meter_sync.http")
 
 
@@ -100,9 +109,18 @@ def install(app: FastAPI) -> None:
         ]
         return problem_response(422, "request parameters are invalid", errors=errors)
 
-    @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         if is_unavailable(exc) or isinstance(exc, TimeoutError):
-            return problem_response(503, "database unavailable", headers={"Retry-After": "5"})
+            reason = outage.failed(exc)  # logged once per outage, not per request
+            return problem_response(
+                503, f"database unavailable: {reason}", headers={"Retry-After": "5"}
+            )
         log.exception("unhandled error", extra={"path": request.url.path})
         return problem_response(500, "internal error")
+
+    # Database errors by class: these handlers run inside the app, so the error ends
+    # here. The catch-all `Exception` handler runs in Starlette's outer middleware, which
+    # re-raises after answering and makes the server log a traceback per request.
+    for kind in _DATABASE_ERRORS:
+        app.add_exception_handler(kind, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)
