@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024**3)
     sync_interval_seconds: int = Field(default=900, ge=1)
     full_sync_interval_seconds: int = Field(default=86400, ge=1)
+    # Health verdict of /v1/sync/status (docs/operations.md): no webhook event for this
+    # long is a problem, and so is a reconciliation lag above SYNC_LAG_MAX_SECONDS
+    # (unset: three SYNC_INTERVAL_SECONDS).
+    webhook_quiet_seconds: int = Field(default=6 * 3600, ge=60)
+    sync_lag_max_seconds: int | None = Field(default=None, ge=60)
     # Webhook event bodies are pruned after this many days; the rows (ids, hashes,
     # statuses) stay, so a late redelivery is still recognised as a duplicate.
     event_retention_days: int = Field(default=30, ge=1, le=36500)
@@ -153,6 +158,10 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return parse_market_timezones(value)
         return value
+
+    @property
+    def lag_limit_seconds(self) -> int:
+        return self.sync_lag_max_seconds or 3 * self.sync_interval_seconds
 
     @property
     def api_mode(self) -> ApiMode:

@@ -79,6 +79,8 @@ def values(settings: Settings) -> dict[str, str]:
         "WEBHOOK_MAX_BODY_BYTES": str(settings.webhook_max_body_bytes),
         "SYNC_INTERVAL_SECONDS": str(settings.sync_interval_seconds),
         "FULL_SYNC_INTERVAL_SECONDS": str(settings.full_sync_interval_seconds),
+        "WEBHOOK_QUIET_SECONDS": str(settings.webhook_quiet_seconds),
+        "SYNC_LAG_MAX_SECONDS": str(settings.lag_limit_seconds),
         "EVENT_RETENTION_DAYS": str(settings.event_retention_days),
         "MARKET_TIMEZONES": ",".join(f"{r}={z}" for r, z in settings.market_timezones.items()),
         "STATE_DIR": str(settings.state_dir),

@@ -121,8 +121,71 @@ async def create_raw_pool(url: str, size: int = RAW_POOL_SIZE) -> asyncpg.Pool:
     )
 
 
+MIGRATE_HINT = "run `meter-sync migrate`"
+
+# The schema is missing or older than this build: the service cannot work until ops
+# migrate, the same as when PostgreSQL is down (503, not 500).
+_SCHEMA_MISSING = (
+    asyncpg.exceptions.UndefinedTableError,
+    asyncpg.exceptions.UndefinedColumnError,
+)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The error, what SQLAlchemy wraps (`orig`) and its causes, outermost first."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        one = todo.pop(0)
+        if one is None or any(one is s for s in seen) or len(seen) > 10:
+            continue
+        seen.append(one)
+        orig = getattr(one, "orig", None)
+        todo += [orig if isinstance(orig, BaseException) else None, one.__cause__]
+    return seen
+
+
+def is_unmigrated(exc: BaseException) -> bool:
+    """True when a statement failed because a table or column of the schema is missing."""
+    return any(isinstance(e, _SCHEMA_MISSING) for e in _causes(exc))
+
+
+def describe_database_error(exc: BaseException) -> str | None:
+    """One line saying what is wrong with the database and what to do, or None when
+    `exc` is not about reaching or using the database."""
+    causes = _causes(exc)
+    if is_unmigrated(exc):
+        return f"the database schema is missing or older than this build: {MIGRATE_HINT}"
+    if any(isinstance(e, asyncpg.exceptions.InvalidCatalogNameError) for e in causes):
+        return (
+            "the database named in DATABASE_URL does not exist: create it (createdb NAME), "
+            f"then {MIGRATE_HINT}"
+        )
+    if any(
+        isinstance(
+            e,
+            asyncpg.exceptions.InvalidPasswordError
+            | asyncpg.exceptions.InvalidAuthorizationSpecificationError,
+        )
+        for e in causes
+    ):
+        return "PostgreSQL refused the login: check the user and password in DATABASE_URL"
+    if is_unavailable(exc) or isinstance(exc, TimeoutError):
+        reason = _one_line(str(causes[-1]) or type(causes[-1]).__name__)
+        return f"PostgreSQL is unreachable ({reason}): start it, or correct DATABASE_URL"
+    return None
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def is_unavailable(exc: BaseException) -> bool:
-    """True when an error means PostgreSQL cannot be reached (answer 503, not 500)."""
+    """True when an error means PostgreSQL cannot be reached or its schema is missing
+    (answer 503, not 500)."""
+    if is_unmigrated(exc):
+        return True
     if isinstance(exc, PoolTimeout | OSError | TimeoutError | InterfaceError):
         return True
     if isinstance(

@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.outage import outage
 
 
 def _settings(request: Request) -> Settings:
@@ -33,7 +34,10 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         else:
+            used_database = session.in_transaction()
             await session.commit()
+            if used_database:
+                outage.up()
 
 
 # scope="function" makes the commit happen before the response is sent, never after.

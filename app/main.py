@@ -19,6 +19,7 @@ from app.dispatch import receiver as dispatch_receiver
 from app.dispatch.endpoints import router as dispatch_router
 from app.dispatch.service import REAPPLIERS as DISPATCH_REAPPLIERS
 from app.groups.endpoints import router as groups_router
+from app.health import check_database
 from app.health import router as health_router
 from app.logs import RequestIdMiddleware
 from app.meters.endpoints import router as meters_router
@@ -95,6 +96,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
             settings, Inbox(engine, app.state.sessions, raw_pool), DISPATCH_REAPPLIERS
         )
         app.state.metrics_gauges = DatabaseGauges(engine, settings.api_mode)
+        await check_database(engine)  # logs what is wrong with the database, if anything
         stop = asyncio.Event()
         worker = (
             asyncio.create_task(Worker(settings, engine, app.state.sessions).run(stop))

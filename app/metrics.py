@@ -47,7 +47,9 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from app.db import is_unavailable
 from app.leap.events import KNOWN_EVENT_TYPES
+from app.outage import outage
 from app.response_policy import ResponsePolicyMiddleware
 
 log = logging.getLogger("meter_sync.metrics")
@@ -296,7 +298,12 @@ class DatabaseGauges:
             async with asyncio.timeout(DB_TIMEOUT_S):
                 gauges = await self._query()
         except Exception as exc:
-            log.warning("metrics: database gauges unavailable", extra={"error": type(exc).__name__})
+            if is_unavailable(exc):  # said once per outage, not once per scrape
+                outage.failed(exc)
+            else:
+                log.warning(
+                    "metrics: database gauges unavailable", extra={"error": type(exc).__name__}
+                )
             up.add_metric([], 0)
             return [info, up]
         up.add_metric([], 1)

@@ -24,8 +24,32 @@ def upgrade_to_head(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
 
 
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config("postgresql://unused"))
+
+
 def head_revision() -> str | None:
-    return ScriptDirectory.from_config(alembic_config("postgresql://unused")).get_current_head()
+    return _scripts().get_current_head()
+
+
+def schema_problem(current: str | None) -> str | None:
+    """What is wrong with a database at migration `current`, with what to run; None if
+    it is at this build's head."""
+    head = head_revision()
+    if current == head:
+        return None
+    if current is None:
+        return "the database has no schema yet: run `meter-sync migrate`"
+    try:
+        _scripts().get_revision(current)
+    except Exception:
+        return (
+            f"the database is at migration {current}, which this build does not know "
+            "(a newer version migrated it): run that version"
+        )
+    return (
+        f"the database is at migration {current}, this build needs {head}: run `meter-sync migrate`"
+    )
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

@@ -356,6 +356,10 @@ class SyncRun(Base):
     pages: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     meters: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     errors: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    # What the run changed: meters first stored, updated by a newer record, archived.
+    meters_new: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    meters_updated: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    meters_archived: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     error: Mapped[str | None] = mapped_column(Text)
     requested_at: Mapped[datetime] = _now()
     started_at: Mapped[datetime | None] = mapped_column(TZ)

@@ -14,14 +14,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.db import is_unavailable
+from app.outage import outage
 
 PROBLEM_JSON = "application/problem+json"
-# What an unreachable PostgreSQL raises, from SQLAlchemy, asyncpg or the socket itself.
 _DATABASE_ERRORS: tuple[type[Exception], ...] = (
     SQLAlchemyError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    OSError,  # TimeoutError and connection refusals included
+    OSError,  # includes TimeoutError and refused connections
+    asyncpg.exceptions.PostgresError,
+    asyncpg.exceptions.InterfaceError,
 )
 log = logging.getLogger("meter_sync.http")
 
@@ -109,24 +109,18 @@ def install(app: FastAPI) -> None:
         ]
         return problem_response(422, "request parameters are invalid", errors=errors)
 
-    async def _maybe_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        """A database outage is a handled condition: a 503 and one warning line, no
-        traceback. Anything else of these types is a bug: re-raised, so Starlette's error
-        middleware answers 500 and the server logs its traceback once."""
-        if not (is_unavailable(exc) or isinstance(exc, TimeoutError)):
-            raise exc
-        log.warning(
-            "answered 503: database unavailable",
-            extra={"path": request.url.path, "error": type(exc).__name__},
-        )
-        return problem_response(503, "database unavailable", headers={"Retry-After": "5"})
-
-    # Registered by type rather than for Exception: a handler for Exception runs in
-    # Starlette's error middleware, which re-raises after answering (a logged traceback).
-    for kind in _DATABASE_ERRORS:
-        app.add_exception_handler(kind, _maybe_unavailable)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, __: Exception) -> JSONResponse:
-        # The server logs the traceback after this answer is sent (once, at ERROR).
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_unavailable(exc) or isinstance(exc, TimeoutError):
+            reason = outage.failed(exc)  # logged once per outage, not per request
+            return problem_response(
+                503, f"database unavailable: {reason}", headers={"Retry-After": "5"}
+            )
+        log.exception("unhandled error", extra={"path": request.url.path})
         return problem_response(500, "internal error")
+
+    # Database errors by class: these handlers run inside the app, so the error ends
+    # here. The catch-all `Exception` handler runs in Starlette's outer middleware, which
+    # re-raises after answering and makes the server log a traceback per request.
+    for kind in _DATABASE_ERRORS:
+        app.add_exception_handler(kind, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)

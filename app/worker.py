@@ -33,6 +33,7 @@ from app.dispatch.backstop import DispatchBackstop
 from app.dispatch.service import REAPPLIERS as DISPATCH_REAPPLIERS
 from app.leap.client import LeapClient
 from app.leap.dispatch_client import DispatchClient
+from app.outage import outage
 from app.sync.enrichment import Enrichment
 from app.sync.leader import Leader
 from app.webhooks.retention import IDLE_S as RETENTION_IDLE_S
@@ -135,7 +136,8 @@ class Worker:
             try:
                 await self.enrichment.release()
             except Exception as exc:
-                log.warning("could not release running jobs", extra={"error": repr(exc)})
+                if not is_unavailable(exc):  # an outage was already said (app/outage.py)
+                    log.warning("could not release running jobs", extra={"error": repr(exc)})
             for opened in [self._client, *self._closing]:
                 if opened is not None:
                     await opened.aclose()
@@ -147,8 +149,11 @@ async def _forever(step: Step, stop: asyncio.Event, idle_s: float) -> None:
     while not stop.is_set():
         try:
             busy = await step()
+            outage.up()
         except Exception as exc:
-            if not is_unavailable(exc):
+            if is_unavailable(exc):
+                outage.failed(exc)  # one line per outage, not one per turn
+            else:
                 log.exception("worker step failed", extra={"step": step.__name__})
             busy = 0
         if not busy:

@@ -46,6 +46,18 @@ async def roster(
     ).encode()
 
 
+async def group_named(session: AsyncSession, name: str) -> tuple[uuid.UUID, str]:
+    """The one group called `name` (any case): for people who know groups by name."""
+    found = await repository.named(session, name)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        ids = ", ".join(str(g) for g, _ in found)
+        raise Problem(409, f"several groups are named {name!r}: give one of {ids}")
+    known = ", ".join(await repository.some_names(session)) or "none yet"
+    raise Problem(404, f"no group is named {name!r} (some names: {known})")
+
+
 async def group_counts(session: AsyncSession, trade_date: date | None) -> GroupsOut:
     day = _checked(trade_date) if trade_date is not None else None
     rows = await repository.counts(session, day)

@@ -361,3 +361,23 @@ async def a_member_region(session: AsyncSession, meter_ids: list[uuid.UUID]) -> 
         return None
     found = await session.scalar(_KNOWN_REGION, {"meter_ids": meter_ids})
     return str(found) if found is not None else None
+
+
+async def named(session: AsyncSession, name: str) -> list[tuple[uuid.UUID, str]]:
+    """Groups whose name is `name` (case-insensitive), for look-ups by people."""
+    result = await session.execute(
+        text(
+            "SELECT market_group_id, name FROM market_groups "
+            "WHERE lower(name) = lower(:name) ORDER BY market_group_id"
+        ),
+        {"name": name},
+    )
+    return [(row.market_group_id, row.name) for row in result]
+
+
+async def some_names(session: AsyncSession, limit: int = 10) -> list[str]:
+    result = await session.scalars(
+        text("SELECT name FROM market_groups WHERE name IS NOT NULL ORDER BY name LIMIT :n"),
+        {"n": limit},
+    )
+    return list(result)

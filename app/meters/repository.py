@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import RowMapping, TextClause, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -222,6 +222,11 @@ _STORE_METERS = text(
             meter_id uuid, partner_reference text, connection_references text[],
             transmission_region text, meter_type text, utility_name text, load_zone text,
             is_archived boolean, leap_updated_at timestamptz, leap_meter jsonb)
+    ), before AS (
+        -- the stored rows as they were (a CTE reads the snapshot before this statement's
+        -- writes), to count what the run changed
+        SELECT meter_id, leap_updated_at AS was_version, is_archived AS was_archived
+        FROM meters WHERE meter_id IN (SELECT meter_id FROM incoming)
     ), {
         partners.ensure_partners_cte(
             "partner",
@@ -249,9 +254,15 @@ _STORE_METERS = text(
             last_seen_at = now(),
             updated_at = CASE WHEN {_newer("leap_updated_at")} THEN now() ELSE m.updated_at END
         RETURNING m.meter_id, m.partner_reference AS now_ref,
-                  m.previous_partner_reference AS was_ref
+                  m.previous_partner_reference AS was_ref,
+                  m.leap_updated_at AS version, m.is_archived AS archived
     ), {partners.link_history_ctes("stored")}
-    SELECT count(*) FROM stored
+    SELECT count(*) AS stored,
+           count(*) FILTER (WHERE b.meter_id IS NULL) AS new,
+           count(*) FILTER (WHERE b.meter_id IS NOT NULL
+                            AND s.version IS DISTINCT FROM b.was_version) AS updated,
+           count(*) FILTER (WHERE s.archived AND NOT b.was_archived) AS archived
+    FROM stored AS s LEFT JOIN before AS b USING (meter_id)
     """
 )
 
@@ -295,14 +306,24 @@ _ARCHIVE_UNSEEN = text(
 )
 
 
+class StoredMeters(NamedTuple):
+    """One page of Leap's meter records stored: how many, and what changed."""
+
+    stored: int
+    new: int
+    updated: int
+    archived: int
+
+
 async def store_leap_meters(
     session: AsyncSession, records: list[dict[str, Any]], run_id: int | None
-) -> int:
-    """Upsert meter records from Leap's API (newer `leap_updated_at` wins); how many."""
+) -> StoredMeters:
+    """Upsert meter records from Leap's API (newer `leap_updated_at` wins)."""
     result = await session.execute(
         _STORE_METERS, {"records": json.dumps(records), "run_id": run_id}
     )
-    return int(result.scalar_one())
+    row = result.one()
+    return StoredMeters(int(row.stored), int(row.new), int(row.updated), int(row.archived))
 
 
 async def store_leap_enrollments(

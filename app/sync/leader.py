@@ -24,6 +24,7 @@ from app.db import is_unavailable
 from app.leap.client import LeapClient
 from app.leap.errors import LeapAuthError
 from app.models import RunMode, RunStatus
+from app.outage import outage
 from app.sync import runs
 
 log = logging.getLogger("meter_sync.worker")
@@ -44,6 +45,7 @@ class Leader:
         self.sessions = sessions
         self.client = client
         self.is_leader = False
+        self._said_leader = False
 
     async def lead(self, stop: asyncio.Event) -> None:
         """Try for leadership until stopped; while leading, run what is due."""
@@ -52,7 +54,9 @@ class Leader:
                 async with self.engine.connect() as conn:
                     if await locks.try_session_lock(conn, locks.LEADER):
                         self.is_leader = True
-                        log.info("this worker leads scheduled reconciliation")
+                        if not self._said_leader:  # not again after each outage turn
+                            log.info("this worker leads scheduled reconciliation")
+                            self._said_leader = True
                         try:
                             await self._schedule(conn, stop)
                         finally:
@@ -60,8 +64,12 @@ class Leader:
                             # The lock belongs to this session: never hand it back to the
                             # pool still locked. Closing the connection releases it.
                             await conn.invalidate()
+                    else:
+                        self._said_leader = False  # another worker leads now
             except Exception as exc:
-                if not is_unavailable(exc):
+                if is_unavailable(exc):
+                    outage.failed(exc)
+                else:
                     log.exception("leader loop failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), POLL_S)

@@ -21,6 +21,7 @@ from app.groups import repository as groups
 from app.groups.trade_dates import covered_days, zone_starting_at_midnight
 from app.leap.models import LeapEnrollment, LeapMeter
 from app.meters import repository as meter_repository
+from app.meters.repository import StoredMeters
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -88,10 +89,10 @@ def _dedupe(records: Sequence[Record]) -> list[Record]:
 
 async def store_meters(
     session: AsyncSession, meters: Sequence[LeapMeter], run_id: int | None = None
-) -> int:
+) -> StoredMeters:
     rows = [_meter_row(m) for m in _dedupe(meters)]
     if not rows:
-        return 0
+        return StoredMeters(0, 0, 0, 0)
     return await meter_repository.store_leap_meters(session, rows, run_id)
 
 

@@ -153,7 +153,9 @@ async def execute(
                     # than an answer gone wrong, and archiving everything is not undone.
                     if run.mode == RunMode.FULL and run.meters > 0:
                         assert run.started_at is not None
-                        await meters.archive_unseen(session, run.id, run.started_at)
+                        run.meters_archived += await meters.archive_unseen(
+                            session, run.id, run.started_at
+                        )
                     _advance(run)
                     await session.commit()
         except LeapAuthError as exc:
@@ -167,7 +169,15 @@ async def execute(
         await _finish(session, run, RunStatus.SUCCEEDED)
         log.info(
             "sync run finished",
-            extra={"run_id": run.id, "mode": run.mode, "pages": run.pages, "meters": run.meters},
+            extra={
+                "run_id": run.id,
+                "mode": run.mode,
+                "pages": run.pages,
+                "meters": run.meters,
+                "new": run.meters_new,
+                "updated": run.meters_updated,
+                "archived": run.meters_archived,
+            },
         )
         return run
 
@@ -219,7 +229,10 @@ async def _walk_meters(
     seen_by = run.id if run.mode == RunMode.FULL else None
     async for page in _prefetched(client.iter_meter_pages(base.with_page_token(run.page_token))):
         stored = await records.store_meters(session, page.meters, seen_by)
-        _page_stored(run, stored, page.next_page_token)
+        run.meters_new += stored.new
+        run.meters_updated += stored.updated
+        run.meters_archived += stored.archived
+        _page_stored(run, stored.stored, page.next_page_token)
         await session.commit()
         if progress is not None:
             progress(run)

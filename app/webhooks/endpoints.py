@@ -13,7 +13,7 @@ from app.deps import SessionDep
 from app.params import QueryInt, single_valued
 from app.problems import Problem, problem_responses
 from app.webhooks import repository
-from app.webhooks.queries import event_detail, event_page, events_per_minute
+from app.webhooks.queries import event_detail, event_page, events_per_minute, parse_statuses
 from app.webhooks.retry import replay
 from app.webhooks.schemas import EventDetail, EventPage, EventRate
 
@@ -40,9 +40,13 @@ async def list_webhook_events(
     status: Annotated[
         str | None,
         Query(
-            pattern="^(received|applied|failed|ignored|dead)$",
-            description="Only events in this status",
-            examples=["failed"],
+            max_length=100,
+            description=(
+                "One status or several separated by commas, e.g. `failed,dead`: "
+                "received, applied, failed, ignored, dead (docs/operations.md says what "
+                "each means and what to do)."
+            ),
+            examples=["failed,dead"],
         ),
     ] = None,
     type: Annotated[
@@ -65,8 +69,12 @@ async def list_webhook_events(
         QueryInt, Query(ge=1, le=1000, description="Events per page", examples=[100])
     ] = 100,
 ) -> EventPage:
+    try:
+        statuses = parse_statuses(status) if status is not None else None
+    except ValueError as exc:
+        raise Problem(422, str(exc)) from None
     after = int(cursor) if cursor is not None else None
-    return await event_page(session, status=status, event_type=type, cursor=after, limit=limit)
+    return await event_page(session, statuses=statuses, event_type=type, cursor=after, limit=limit)
 
 
 # Declared before /{webhook_event_id} so the path is not read as an id.

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utc_now
-from app.models import WebhookEvent
+from app.models import WebhookEvent, WebhookStatus
 from app.webhooks import repository
 from app.webhooks.schemas import (
     RATE_SCAN,
@@ -31,6 +32,21 @@ def parsed_body(body: bytes | None) -> Any:
         return None
 
 
+STATUS_NAMES = tuple(s.value for s in WebhookStatus)
+
+
+def parse_statuses(text: str) -> list[WebhookStatus]:
+    """`failed,dead` -> [FAILED, DEAD]; ValueError naming the allowed values otherwise."""
+    parts = [part.strip().lower() for part in text.split(",")]
+    unknown = [p for p in parts if p not in STATUS_NAMES]
+    if unknown or not parts:
+        raise ValueError(
+            f"unknown status {', '.join(map(repr, unknown)) or repr(text)}: "
+            f"use one or more of {', '.join(STATUS_NAMES)}, separated by commas"
+        )
+    return list(dict.fromkeys(WebhookStatus(p) for p in parts))
+
+
 def event_detail(event: WebhookEvent) -> EventDetail:
     detail = EventDetail.model_validate(event)
     return detail.model_copy(update={"body_json": parsed_body(event.body)})
@@ -39,13 +55,13 @@ def event_detail(event: WebhookEvent) -> EventDetail:
 async def event_page(
     session: AsyncSession,
     *,
-    status: str | None,
+    statuses: Sequence[WebhookStatus] | None,
     event_type: str | None,
     cursor: int | None,
     limit: int,
 ) -> EventPage:
     events = await repository.list_events(
-        session, status=status, event_type=event_type, after_seq=cursor, limit=limit
+        session, statuses=statuses, event_type=event_type, after_seq=cursor, limit=limit
     )
     next_cursor = str(events[-1].seq) if len(events) == limit else None
     return EventPage(

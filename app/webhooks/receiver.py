@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from app import metrics
 from app.auth import secret_matches
 from app.config import Settings
+from app.outage import outage
 from app.problems import problem_response, problem_responses
 from app.webhooks.body import BodyRefused, SenderGone, read_body
 from app.webhooks.schemas import ReceiptOut
@@ -103,11 +104,17 @@ async def answer(work: Awaitable[Receipt], started: float, surface: str) -> Resp
     except Rejected as exc:
         extra: dict[str, Any] = {"errors": exc.errors} if exc.errors else {}
         return _refused("invalid", started, exc.status, exc.detail, **extra)
-    except Unavailable:
-        log.warning("%s refused: database unavailable", surface)
+    except Unavailable as exc:
+        # Logged once per outage (app/outage.py), not once per refused delivery.
+        reason = outage.failed(exc.__cause__ or exc)
         return _refused(
-            "unavailable", started, 503, "database unavailable", headers={"Retry-After": "5"}
+            "unavailable",
+            started,
+            503,
+            f"database unavailable: {reason}",
+            headers={"Retry-After": "5"},
         )
+    outage.up()
     event_id = str(receipt.webhook_event_id)
     if receipt.conflicting:
         log.warning(

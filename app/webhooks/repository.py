@@ -124,22 +124,24 @@ async def get(session: AsyncSession, event_id: uuid.UUID) -> WebhookEvent | None
     return await session.get(WebhookEvent, event_id)
 
 
-async def ids_with_status(session: AsyncSession, status: WebhookStatus) -> list[uuid.UUID]:
-    query = select(WebhookEvent.webhook_event_id).where(WebhookEvent.status == status)
+async def ids_with_status(
+    session: AsyncSession, statuses: Sequence[WebhookStatus]
+) -> list[uuid.UUID]:
+    query = select(WebhookEvent.webhook_event_id).where(WebhookEvent.status.in_(statuses))
     return list((await session.scalars(query.order_by(WebhookEvent.seq))).all())
 
 
 async def list_events(
     session: AsyncSession,
     *,
-    status: str | None,
+    statuses: Sequence[str] | None,
     event_type: str | None,
     after_seq: int | None,
     limit: int,
 ) -> Sequence[WebhookEvent]:
     query = select(WebhookEvent).order_by(WebhookEvent.seq).limit(limit)
-    if status is not None:
-        query = query.where(WebhookEvent.status == status)
+    if statuses:
+        query = query.where(WebhookEvent.status.in_(statuses))
     if event_type is not None:
         query = query.where(WebhookEvent.event_type == event_type)
     if after_seq is not None:

@@ -19,7 +19,14 @@ from app.leap.events import EVENT_ADAPTER, KNOWN_EVENT_TYPES
 from app.models import WebhookEvent, WebhookStatus
 from app.webhooks import parsing
 from app.webhooks.schemas import read_envelope
-from app.webhooks.service import ApplyOptions, apply, retry_delay, storable_text
+from app.webhooks.service import (
+    ApplyOptions,
+    apply,
+    error_text,
+    field_errors,
+    retry_delay,
+    storable_text,
+)
 
 log = logging.getLogger("meter_sync.webhooks")
 MAX_ATTEMPTS = 8
@@ -47,10 +54,13 @@ async def reapply(session: AsyncSession, event: WebhookEvent, options: ApplyOpti
             payload = EVENT_ADAPTER.validate_python(envelope.payload)
             async with session.begin_nested():
                 await apply(session, payload, event.webhook_event_id, options)
-    except (ValueError, ValidationError, parsing.BadBody) as exc:
+    except (ValueError, parsing.BadBody) as exc:
+        # The same short line the receiver stores, not pydantic's multi-line dump
+        # (a ValidationError is a ValueError).
+        short = error_text(field_errors(exc)) if isinstance(exc, ValidationError) else str(exc)
         event.status, event.error, event.next_attempt_at = (
             WebhookStatus.DEAD,
-            storable_text(str(exc)),
+            storable_text(short),
             None,
         )
         return False

@@ -190,6 +190,7 @@ def raise_if_unavailable(exc: BaseException) -> None:
 
 
 def error_text(errors: list[dict[str, Any]]) -> str:
+    """Field errors as one short line (`payload.meter_id: Input should be a valid UUID`)."""
     return storable_text("; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors))
 
 
