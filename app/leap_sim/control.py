@@ -24,7 +24,7 @@ from app.leap_sim.shapes import iso
 from app.leap_sim.state import SimState, UnknownMeter
 
 JSON = dict[str, Any]
-_bearer = HTTPBearer(auto_error=False, description="The fake Leap's key (LEAP_SIM_API_KEY)")
+bearer = HTTPBearer(auto_error=False, description="The fake Leap's key (LEAP_SIM_API_KEY)")
 
 
 class AddMeters(BaseModel):
@@ -99,7 +99,7 @@ def _utc(value: datetime) -> datetime:
 def build_control_router(state: SimState) -> APIRouter:
     # the bearer key is checked by the app's middleware (see app.leap_sim.api)
     # The bearer scheme is declared so the fake Leap's /docs offers Authorize.
-    router = APIRouter(prefix="/sim", tags=["simulator"], dependencies=[Depends(_bearer)])
+    router = APIRouter(prefix="/sim", tags=["simulator"], dependencies=[Depends(bearer)])
 
     def guarded(fn: Any, *args: Any) -> Any:
         try:

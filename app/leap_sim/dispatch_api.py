@@ -29,11 +29,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from app.leap.dispatch import MAX_SEARCH_DAYS, DispatchWebhook
+from app.leap_sim.control import bearer
 from app.leap_sim.dispatch import Kind, NoRoster, Registration, group_dispatch, timeslot
 from app.leap_sim.portfolio import iso
 from app.leap_sim.state import SimState
@@ -110,6 +111,10 @@ def _start(value: datetime | None) -> datetime:
     if value is None:
         return (datetime.now(UTC) + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# The bearer key is checked by the app's middleware; declared so /docs offers Authorize.
+SIM_AUTH = [Depends(bearer)]
 
 
 def build_dispatch_router(state: SimState) -> APIRouter:
@@ -228,7 +233,19 @@ def build_dispatch_router(state: SimState) -> APIRouter:
         return JSONResponse(page)
 
     # ---- controls ---------------------------------------------------------------------
-    @router.post("/sim/dispatch/groups/{market_group_id}", response_model=None)
+    @router.post(
+        "/sim/dispatch/groups/{market_group_id}",
+        tags=["simulator"],
+        dependencies=SIM_AUTH,
+        response_model=None,
+        summary="Dispatch a group",
+        description=(
+            "Sends a group dispatch notification for the group, by default with its true roster at "
+            "the start time; `add` and `leave_out` inject a drift of that many meters (Leap listing"
+            " meters we do not hold, and leaving out meters we do). Answers the event id, the "
+            "meters added and left out."
+        ),
+    )
     async def dispatch_group(
         market_group_id: str, body: GroupDispatchControl
     ) -> JSON | JSONResponse:
@@ -254,7 +271,16 @@ def build_dispatch_router(state: SimState) -> APIRouter:
             "delivery_id": delivery,
         }
 
-    @router.post("/sim/dispatch/meters")
+    @router.post(
+        "/sim/dispatch/meters",
+        tags=["simulator"],
+        dependencies=SIM_AUTH,
+        summary="Dispatch meters",
+        description=(
+            "Sends a meter dispatch notification naming these meters (one `meter_event_id` for all "
+            "of them, as Leap does)."
+        ),
+    )
     async def dispatch_meters(body: MeterDispatchControl) -> JSON:
         start = _start(body.start_time)
         slot = timeslot(
@@ -267,25 +293,63 @@ def build_dispatch_router(state: SimState) -> APIRouter:
         delivery = surface.send(state, "meter", notification)
         return {"meter_event_id": slot["meter_event_id"], "delivery_id": delivery}
 
-    @router.put("/sim/dispatch/demo")
+    @router.put(
+        "/sim/dispatch/demo",
+        tags=["simulator"],
+        dependencies=SIM_AUTH,
+        summary="Start the dispatch demo",
+        description=(
+            "Dispatches a random group every `every_seconds`, with a drift of `drift` meters, until"
+            " stopped."
+        ),
+    )
     async def start_demo(body: DemoControl) -> JSON:
         surface.start_demo(state, body.every_seconds, body.drift)
         return {"running": True, **body.model_dump()}
 
-    @router.get("/sim/dispatch/demo")
+    @router.get(
+        "/sim/dispatch/demo",
+        tags=["simulator"],
+        dependencies=SIM_AUTH,
+        summary="The dispatch demo",
+        description="Whether the demo runs, and the last 100 dispatches it sent.",
+    )
     async def demo_log() -> JSON:
         return {"running": surface.demo is not None, "dispatched": surface.demo_log[-100:]}
 
-    @router.delete("/sim/dispatch/demo")
+    @router.delete(
+        "/sim/dispatch/demo",
+        tags=["simulator"],
+        dependencies=SIM_AUTH,
+        summary="Stop the dispatch demo",
+        description="Stops dispatching groups now and then.",
+    )
     async def stop_demo() -> JSON:
         surface.stop_demo()
         return {"running": False}
 
-    @router.get("/sim/dispatch/deliveries")
+    @router.get(
+        "/sim/dispatch/deliveries",
+        tags=["simulator"],
+        dependencies=SIM_AUTH,
+        summary="Dispatch deliveries",
+        description=(
+            "Every dispatch notification sent, with its attempts and outcomes (Leap retries every "
+            "minute, up to 50 times, time-scaled)."
+        ),
+    )
     async def deliveries() -> JSON:
         return {"deliveries": [d.as_json() for d in surface.deliveries.values()]}
 
-    @router.post("/sim/dispatch/drain")
+    @router.post(
+        "/sim/dispatch/drain",
+        tags=["simulator"],
+        dependencies=SIM_AUTH,
+        summary="Wait for dispatch deliveries",
+        description=(
+            "Waits up to `seconds` until no dispatch notification is still being delivered."
+        ),
+    )
     async def drain(seconds: float = 10.0) -> JSON:
         return {"drained": await surface.drain(seconds)}
 

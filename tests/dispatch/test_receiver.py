@@ -174,19 +174,17 @@ async def test_communication_test_is_listed_and_flagged(client: httpx.AsyncClien
 
 
 async def test_failed_apply_is_stored_and_replayable(
-    client: httpx.AsyncClient, engine: AsyncEngine
+    client: httpx.AsyncClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     raw = encode(meter_body(uuid.uuid4(), [timeslot("meter_event_id", uuid.uuid4())]))
-    # Break the apply (not the inbox) for one delivery: the body is still kept, as failed.
-    async with engine.begin() as conn:
-        from sqlalchemy import text
 
-        await conn.execute(text("ALTER TABLE dispatches RENAME TO dispatches_away"))
-    try:
-        response = await post(client, raw)
-    finally:
-        async with engine.begin() as conn:
-            await conn.execute(text("ALTER TABLE dispatches_away RENAME TO dispatches"))
+    async def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug in the dispatch apply")
+
+    # Break the apply (not the inbox) for one delivery: the body is still kept, as failed.
+    monkeypatch.setattr("app.dispatch.service.apply_notification", broken)
+    response = await post(client, raw)
+    monkeypatch.undo()
     assert response.status_code == 202
     assert response.json()["status"] == "failed"
     replayed = await client.post(f"/v1/webhook-events/{log_id(raw)}/replay", headers=ops_auth())
