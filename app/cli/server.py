@@ -151,6 +151,13 @@ def leap_sim(
     receiver_secret: Annotated[
         str | None, typer.Option(help="Secret sent in X-Webhook-Secret to the receiver")
     ] = None,
+    dispatch_every: Annotated[
+        float | None,
+        typer.Option(help="Dispatch a group every N seconds (to RECEIVER_URL/dispatch), for demos"),
+    ] = None,
+    dispatch_drift: Annotated[
+        int, typer.Option(help="Meters added to and left out of each demo dispatch")
+    ] = 0,
 ) -> None:
     """Run the fake Leap (API key from LEAP_SIM_API_KEY, default `sim-key`)."""
     from app.leap_sim.server import run
@@ -165,6 +172,8 @@ def leap_sim(
         time_factor=time_factor,
         receiver_url=receiver_url,
         receiver_headers=headers,
+        dispatch_every=dispatch_every,
+        dispatch_drift=dispatch_drift,
     )
 
 

@@ -153,6 +153,8 @@ def create_app(state: SimState) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await state.sender.start()
+        if state.dispatch.demo_at_start is not None:
+            state.dispatch.start_demo(state, *state.dispatch.demo_at_start)
         try:
             yield
         finally:

@@ -94,6 +94,8 @@ class DispatchSurface:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     demo_log: list[JSON] = field(default_factory=list)
     demo: asyncio.Task[None] | None = None
+    # (every seconds, drift): the demo the app starts with (`leap-sim --dispatch-every`).
+    demo_at_start: tuple[float, int] | None = None
 
     def start_demo(self, state: SimState, every_s: float, drift: int) -> None:
         self.stop_demo()

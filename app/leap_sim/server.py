@@ -11,6 +11,7 @@ from datetime import datetime
 import uvicorn
 
 from app.leap_sim.api import create_app
+from app.leap_sim.dispatch import Registration
 from app.leap_sim.faults import FaultConfig, FaultInjector
 from app.leap_sim.portfolio import Portfolio
 from app.leap_sim.sender import Sender
@@ -68,6 +69,8 @@ def run(
     receiver_headers: dict[str, str] | None = None,
     anchor: datetime | None = None,
     log_level: str = "info",
+    dispatch_every: float | None = None,
+    dispatch_drift: int = 0,
 ) -> None:
     """Serve the fake Leap until interrupted. `api_key` None: $LEAP_SIM_API_KEY or `sim-key`."""
     state = build_state(
@@ -75,8 +78,22 @@ def run(
         time_factor=time_factor, duplicate_probability=duplicate_probability, shuffle=shuffle,
         faults=faults, receiver_url=receiver_url, receiver_headers=receiver_headers, anchor=anchor,
     )  # fmt: skip
+    if receiver_url and dispatch_every:
+        # The demo's dispatches go to the receiver's dispatch surface, as Leap's would
+        # after `meter-sync leap subscribe`.
+        for kind in ("meter", "group"):
+            state.dispatch.registrations[kind] = Registration(
+                receiver_url.rstrip("/") + "/dispatch",
+                [{"name": k, "value": v} for k, v in (receiver_headers or {}).items()],
+            )
     for line in start_banner(state, host, port, receiver_url):
         print(line, flush=True)
+    if dispatch_every:
+        state.dispatch.demo_at_start = (dispatch_every, dispatch_drift)
+        print(
+            f"  dispatching    a group every {dispatch_every:g} s, drift {dispatch_drift} meters",
+            flush=True,
+        )
     uvicorn.run(create_app(state), host=host, port=port, log_level=log_level)
 
 
