@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     # Webhook event bodies are pruned after this many days; the rows (ids, hashes,
     # statuses) stay, so a late redelivery is still recognised as a duplicate.
     event_retention_days: int = Field(default=30, ge=1, le=36500)
+    # Changes in the feed (/v1/changes) are kept this many days (an older cursor is a 410).
+    change_retention_days: int = Field(default=7, ge=1, le=36500)
     market_timezones: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=lambda: dict(DEFAULT_MARKET_TIMEZONES)
     )
@@ -148,6 +150,7 @@ class Settings(BaseSettings):
             "SYNC_INTERVAL_SECONDS": str(self.sync_interval_seconds),
             "FULL_SYNC_INTERVAL_SECONDS": str(self.full_sync_interval_seconds),
             "EVENT_RETENTION_DAYS": str(self.event_retention_days),
+            "CHANGE_RETENTION_DAYS": str(self.change_retention_days),
             "MARKET_TIMEZONES": ",".join(f"{r}={z}" for r, z in self.market_timezones.items()),
             "STATE_DIR": str(self.state_dir),
             "LOG_LEVEL": self.log_level,

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 # Fixed ids ("meters" in ASCII, then a number) for the process-wide roles.
 LEADER = 0x6D657465_72730001
 RETENTION = 0x6D657465_72730002
+CHANGE_RETENTION = 0x6D657465_72730003
 
 
 async def try_session_lock(conn: AsyncConnection, lock_id: int) -> bool:

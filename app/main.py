@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from app import problems
+from app.changes.endpoints import router as changes_router
+from app.changes.signal import ChangeSignal
 from app.config import Settings, load_settings
 from app.db import create_engine, create_raw_pool, session_factory
 from app.groups.endpoints import router as groups_router
@@ -40,6 +42,7 @@ TAGS = [
     {"name": "meters", "description": "Meters, their enrollment and participation."},
     {"name": "groups", "description": "Market-group rosters per trade date."},
     {"name": "partners", "description": "Partner records by partner_reference."},
+    {"name": "changes", "description": "What changed, in commit order (feed and stream)."},
     {"name": "sync", "description": "Reconciliation with Leap's API."},
     {"name": "ops", "description": "Event log and operations (scope `ops`)."},
     {"name": "webhooks", "description": "Leap's webhook deliveries."},
@@ -78,6 +81,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
             settings, Inbox(engine, app.state.sessions, raw_pool)
         )
         app.state.metrics_gauges = DatabaseGauges(engine, settings.api_mode)
+        app.state.change_signal = ChangeSignal(database_url)
         stop = asyncio.Event()
         worker = (
             asyncio.create_task(Worker(settings, engine, app.state.sessions).run(stop))
@@ -90,6 +94,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
             stop.set()
             if worker is not None:
                 await worker
+            await app.state.change_signal.close()
             await raw_pool.close()
             await engine.dispose()
 
@@ -110,6 +115,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
         meters_router,
         partners_router,
         groups_router,
+        changes_router,
         sync_router,
         health_router,
         metrics_router,

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.support.settings import ROOT
 
 TABLES = (
-    "group_memberships, jobs, market_groups, meters, partner_events, partners, sync_runs, "
+    "change_feed_state, changes, group_memberships, jobs, market_groups, meters, partner_events, "
+    "partners, sync_runs, "
     "webhook_events"
 )
 
