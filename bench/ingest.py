@@ -67,10 +67,16 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def run(duration: int, connections: int, threads: int, processes: int) -> dict[str, object]:
+def run(
+    duration: int,
+    connections: int,
+    threads: int,
+    processes: int,
+    env: dict[str, str] | None = None,
+) -> dict[str, object]:
     with fresh_database("bench_ingest") as url:
         extra = ["--workers", str(processes)] if processes > 1 else []
-        with serve(url, *extra) as service, tempfile.TemporaryDirectory() as tmp:
+        with serve(url, *extra, env=env) as service, tempfile.TemporaryDirectory() as tmp:
             script = Path(tmp) / "ingest.lua"
             script.write_text(WRK_SCRIPT.replace("__SECRET__", SECRET))
             # Warm up connections and caches, then measure.

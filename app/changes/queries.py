@@ -28,7 +28,7 @@ STREAM_PAGE = 500
 FALLBACK_POLL_S = 1.0
 # A change committed but held behind a transaction still running: look again soon.
 HELD_BACK_FIRST_S = 0.005
-HELD_BACK_MAX_S = 0.1
+HELD_BACK_MAX_S = 0.02
 KEEPALIVE_S = 15.0
 
 _CURSOR = re.compile(r"^(\d{1,19})-(\d{1,19})$")

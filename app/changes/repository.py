@@ -153,7 +153,19 @@ async def record_group_change(
 # ---- reads -----------------------------------------------------------------------------
 
 # Rows of transactions older than every running one: complete, and final (see above).
-_HORIZON = "pg_snapshot_xmin(pg_current_snapshot())"
+# Transaction ids are the server's, not the database's: a transaction running in another
+# database on the same server would hold the feed back for nothing, so those that
+# pg_stat_activity shows as another database's are left out (a fact that cannot go
+# stale: an xid is never reused). What cannot be shown so (not visible to this role,
+# ended meanwhile) counts as ours: the feed waits for it, it never passes it.
+_HORIZON = """(SELECT COALESCE(
+        (SELECT min(x) FROM pg_snapshot_xip(s.snap) AS x
+         WHERE xid(x) NOT IN (
+             SELECT a.backend_xid FROM pg_stat_activity a
+             WHERE a.backend_xid IS NOT NULL AND a.datid IS DISTINCT FROM (
+                 SELECT oid FROM pg_database WHERE datname = current_database()))),
+        pg_snapshot_xmax(s.snap))
+    FROM (SELECT pg_current_snapshot() AS snap) AS s)"""
 _AFTER = "(c.xid, c.id) > (CAST(CAST(:xid AS text) AS xid8), CAST(:id AS bigint))"
 _TYPES = "(CAST(:types AS text[]) IS NULL OR c.type = ANY(CAST(:types AS text[])))"
 
