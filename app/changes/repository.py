@@ -28,8 +28,6 @@ from sqlalchemy import Row, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-CHANNEL = "meter_sync_changes"  # NOTIFY'd by the table's trigger (migration 0007)
-
 # Only for bench/ingest.py's side-by-side run: with this set, writers record nothing.
 RECORDING = os.environ.get("METER_SYNC_BENCH_FEED_OFF") != "1"
 
@@ -185,6 +183,10 @@ _PAGE = text(
 _HELD_BACK = text(f"SELECT EXISTS (SELECT 1 FROM changes c WHERE {_AFTER} AND {_TYPES})")
 
 _END = text(f"SELECT {_HORIZON}::text")
+
+# The last readable change (for the per-process watcher, app/changes/signal.py; asyncpg).
+TAIL_SQL = f"""SELECT c.xid::text, c.id FROM changes c WHERE c.xid < {_HORIZON}
+    ORDER BY c.xid DESC, c.id DESC LIMIT 1"""
 _PRUNED = text("SELECT pruned_xid, pruned_id FROM change_feed_state")
 
 Position = tuple[int, int]

@@ -6,8 +6,7 @@ Revises: 0005
 Each row carries the id of the transaction that wrote it (`xid`, xid8: 64 bits, never
 wraps, survives restarts). Readers only return rows whose transaction is older than the
 oldest one still running (app/changes/repository.py), so a row can never appear behind
-a cursor that has passed it. A statement-level trigger signals readers (NOTIFY is
-delivered at commit, and only if the transaction commits).
+a cursor that has passed it.
 """
 
 from __future__ import annotations
@@ -48,25 +47,8 @@ def upgrade() -> None:
         sa.Column("pruned_id", sa.BigInteger(), nullable=False),
         sa.CheckConstraint("singleton", name="change_feed_state_one_row"),
     )
-    op.execute(
-        """
-        CREATE FUNCTION notify_changes() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            PERFORM pg_notify('meter_sync_changes', '');
-            RETURN NULL;
-        END $$
-        """
-    )
-    op.execute(
-        """
-        CREATE TRIGGER changes_notify AFTER INSERT ON changes
-        FOR EACH STATEMENT EXECUTE FUNCTION notify_changes()
-        """
-    )
 
 
 def downgrade() -> None:
-    op.execute("DROP TRIGGER IF EXISTS changes_notify ON changes")
-    op.execute("DROP FUNCTION IF EXISTS notify_changes()")
     op.drop_table("change_feed_state")
     op.drop_table("changes")
