@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -10,6 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.changes.retention import ChangeRetention
+from app.clock import utc_now
+from app.meters import repository as meters
 from tests.support import events
 from tests.support.db import scalar
 from tests.support.http import deliver, read_auth
@@ -164,3 +167,18 @@ async def test_a_cursor_older_than_retention_is_gone(
     assert resumed["items"] == everything[5:]
     # Without `after`, the list starts at the oldest change kept.
     assert (await feed(client))["items"] == everything[5:]
+
+
+async def test_archiving_unseen_meters_records_meter_archived(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await send(client, events.meter_created(partner_reference="site-z"))
+    start = (await collect(client, 2))["next_cursor"]
+    async with sessions() as session:
+        archived = await meters.archive_unseen(session, 1, utc_now() + timedelta(seconds=1))
+        await session.commit()
+    assert archived == 1
+    page = await collect(client, 1, after=start)
+    assert [(c["type"], c["meter_id"], c["partner_reference"]) for c in page["items"]] == [
+        ("meter.archived", METER, "site-z")
+    ]
