@@ -101,17 +101,18 @@ class RosterFollower:
             params={"from": self.dates[0].isoformat(), "to": self.dates[-1].isoformat()},
         )
         participation.raise_for_status()
-        group_on = {
+        group_on: dict[date, GroupId] = {
             date.fromisoformat(p["trade_date"]): p["market_group_id"]
             for p in participation.json()["participation"]
+            if p["market_group_id"] is not None
         }
         for day in self.dates:
             for (_, roster_day), roster in self.rosters.items():
                 if roster_day == day:
                     roster.pop(meter_id, None)
-            group = group_on.get(day)
-            if group is not None and not record["is_archived"]:
-                self.rosters.setdefault((group, day), {})[meter_id] = record["partner_reference"]
+            winner = group_on.get(day)
+            if winner is not None and not record["is_archived"]:
+                self.rosters.setdefault((winner, day), {})[meter_id] = record["partner_reference"]
         self._drop_empty()
 
     def _set_roster(self, group: GroupId, day: date, roster: dict[MeterId, str | None]) -> None:

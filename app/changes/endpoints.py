@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
@@ -44,14 +44,13 @@ async def list_changes(
     limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 100,
     types: str | None = None,
     wait: Annotated[float, Query(ge=0, le=queries.MAX_WAIT_S)] = 0,
-    accept: Annotated[str | None, Header()] = None,
-    last_event_id: Annotated[str | None, Header()] = None,
 ) -> ChangePage | Response:
     sessions = request.app.state.sessions
     signal = request.app.state.change_signal
     wanted = queries.parse_types(types)
-    if accept is not None and EVENT_STREAM in accept.lower():
-        start = await queries.stream_start(sessions, last_event_id, after)
+    # Accept and Last-Event-ID are read here, not declared: they are the SSE protocol's.
+    if EVENT_STREAM in request.headers.get("accept", "").lower():
+        start = await queries.stream_start(sessions, request.headers.get("last-event-id"), after)
         return StreamingResponse(
             queries.stream(sessions, signal, start, wanted),
             media_type=EVENT_STREAM,
