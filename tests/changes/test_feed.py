@@ -182,3 +182,48 @@ async def test_archiving_unseen_meters_records_meter_archived(
     assert [(c["type"], c["meter_id"], c["partner_reference"]) for c in page["items"]] == [
         ("meter.archived", METER, "site-z")
     ]
+
+
+async def _first_events(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    count: int,
+    opened: asyncio.Event | None = None,
+) -> list[tuple[str, str]]:
+    """The first `count` (id, type) of a stream opened with `headers`; `opened` is set at
+    its first line (its start was fixed before it)."""
+    seen: list[tuple[str, str]] = []
+    async with client.stream(
+        "GET", "/v1/changes", headers={**read_auth(), "Accept": "text/event-stream", **headers}
+    ) as response:
+        assert response.status_code == 200
+        event_id = None
+        async for line in response.aiter_lines():
+            if opened is not None:
+                opened.set()
+            if line.startswith("id: "):
+                event_id = line[4:]
+            elif line.startswith("event: ") and event_id is not None:
+                seen.append((event_id, line[7:]))
+                if len(seen) == count:
+                    break
+    return seen
+
+
+async def test_a_stream_starts_at_the_end_or_after_last_event_id(client: httpx.AsyncClient) -> None:
+    await send(client, events.meter_created(partner_reference="old"))
+    old = await collect(client, 2)
+    # Without Last-Event-ID: only what commits after the stream opened.
+    opened = asyncio.Event()
+    streaming = asyncio.ensure_future(_first_events(client, {}, 1, opened))
+    await asyncio.wait_for(opened.wait(), 30)
+    await send(client, events.global_status(status="ACTIVE"))
+    [(new_id, new_type)] = await asyncio.wait_for(streaming, 60)
+    assert new_type == "enrollment.changed"
+    # Resuming after the first change: the second, then the new one.
+    resumed = await _first_events(client, {"Last-Event-ID": old["items"][0]["cursor"]}, 2)
+    assert resumed == [(old["items"][1]["cursor"], "meter.linked"), (new_id, new_type)]
+    bad = await client.get(
+        "/v1/changes", headers={**read_auth(), "Accept": "text/event-stream", "Last-Event-ID": "x"}
+    )
+    assert bad.status_code == 422
