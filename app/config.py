@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     # Webhook event bodies are pruned after this many days; the rows (ids, hashes,
     # statuses) stay, so a late redelivery is still recognised as a duplicate.
     event_retention_days: int = Field(default=30, ge=1, le=36500)
+    # Changes in the feed (/v1/changes) are kept this many days (an older cursor is a 410).
+    change_retention_days: int = Field(default=7, ge=1, le=36500)
     market_timezones: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=lambda: dict(DEFAULT_MARKET_TIMEZONES)
     )

@@ -82,6 +82,7 @@ def values(settings: Settings) -> dict[str, str]:
         "WEBHOOK_QUIET_SECONDS": str(settings.webhook_quiet_seconds),
         "SYNC_LAG_MAX_SECONDS": str(settings.lag_limit_seconds),
         "EVENT_RETENTION_DAYS": str(settings.event_retention_days),
+        "CHANGE_RETENTION_DAYS": str(settings.change_retention_days),
         "MARKET_TIMEZONES": ",".join(f"{r}={z}" for r, z in settings.market_timezones.items()),
         "STATE_DIR": str(settings.state_dir),
         "LOG_LEVEL": settings.log_level,

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 LEADER = 0x6D657465_72730001
 RETENTION = 0x6D657465_72730002
 DISPATCH_POLL = 0x6D657465_72730003
+CHANGE_RETENTION = 0x6D657465_72730004
 
 
 async def try_session_lock(conn: AsyncConnection, lock_id: int) -> bool:

@@ -13,6 +13,8 @@ from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp
 
 from app import frontdoor, problems
+from app.changes.endpoints import router as changes_router
+from app.changes.signal import ChangeSignal
 from app.config import Settings, load_settings
 from app.db import create_engine, create_raw_pool, session_factory
 from app.dispatch import receiver as dispatch_receiver
@@ -57,6 +59,7 @@ TAGS = [
     {"name": "groups", "description": "Market-group rosters per trade date."},
     {"name": "partners", "description": "Partner records by partner_reference."},
     {"name": "dispatch", "description": "Leap's dispatches: who must act, when, and drift."},
+    {"name": "changes", "description": "What changed, in commit order (feed and stream)."},
     {"name": "sync", "description": "Reconciliation with Leap's API."},
     {"name": "ops", "description": "Event log and operations (scope `ops`)."},
     {"name": "webhooks", "description": "Leap's webhook deliveries."},
@@ -97,6 +100,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
         )
         app.state.metrics_gauges = DatabaseGauges(engine, settings.api_mode)
         await check_database(engine)  # logs what is wrong with the database, if anything
+        app.state.change_signal = ChangeSignal(database_url)
         stop = asyncio.Event()
         worker = (
             asyncio.create_task(Worker(settings, engine, app.state.sessions).run(stop))
@@ -109,6 +113,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
             stop.set()
             if worker is not None:
                 await worker
+            await app.state.change_signal.close()
             await raw_pool.close()
             await engine.dispose()
 
@@ -133,6 +138,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
         partners_router,
         groups_router,
         dispatch_router,
+        changes_router,
         sync_router,
         health_router,
         metrics_router,

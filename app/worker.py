@@ -3,6 +3,7 @@
 Every worker process (and `serve` unless --no-worker) runs the shared loops:
 - failed-event retries (app/webhooks/retry.py), rows claimed with SKIP LOCKED;
 - body retention (app/webhooks/retention.py), one worker at a time;
+- change retention (app/changes/retention.py), one worker at a time;
 and in API mode:
 - enrichment jobs (app/sync/enrichment.py), claimed with SKIP LOCKED;
 - scheduled reconciliation (app/sync/leader.py), by the one leader across replicas;
@@ -27,6 +28,8 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import metrics
+from app.changes.retention import IDLE_S as CHANGE_RETENTION_IDLE_S
+from app.changes.retention import ChangeRetention
 from app.config import ApiMode, Settings
 from app.db import is_unavailable
 from app.dispatch.backstop import DispatchBackstop
@@ -75,6 +78,7 @@ class Worker:
         self._client = client
         self.shutdown_grace_s = SHUTDOWN_GRACE_S
         self.retention = BodyRetention(sessions, settings.event_retention_days)
+        self.change_retention = ChangeRetention(sessions, settings.change_retention_days)
         self.enrichment = Enrichment(sessions, self.client, self.name, settings.market_timezones)
         self.leader = Leader(settings, engine, sessions, self.client)
 
@@ -112,6 +116,7 @@ class Worker:
         loops = [
             _forever(self.retry_failed_events, stop, RETRY_POLL_S),
             _forever(self.retention.prune_batch, stop, RETENTION_IDLE_S),
+            _forever(self.change_retention.prune_changes, stop, CHANGE_RETENTION_IDLE_S),
         ]
         if self.api_mode:
             loops += [

@@ -108,10 +108,16 @@ def wrk_load(url: str, duration: int, connections: int, threads: int = 1) -> dic
     }
 
 
-def run(duration: int, connections: int, threads: int, processes: int) -> dict[str, object]:
+def run(
+    duration: int,
+    connections: int,
+    threads: int,
+    processes: int,
+    env: dict[str, str] | None = None,
+) -> dict[str, object]:
     with fresh_database("bench_ingest") as url:
         extra = ["--workers", str(processes)] if processes > 1 else []
-        with serve(url, *extra) as service:
+        with serve(url, *extra, env=env) as service:
             result = wrk_load(service.url, duration, connections, threads)
         with psycopg.connect(url.replace("+asyncpg", "")) as conn:
             stored = conn.execute("SELECT count(*) FROM webhook_events").fetchone()

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app import jobs, metrics
+from app.changes import repository as changes
 from app.dispatch import drift
 from app.dispatch import repository as repo
 from app.dispatch.repository import DispatchRow
@@ -196,6 +197,7 @@ async def _write_group(
     await repo.drop_unused_sets(
         session, {e.meter_set_id for e in before.values() if e.meter_set_id != set_id}
     )
+    await _record_changes(session, rows, {key[1] for key in before}, group_id=group_id)
     return rows, {event_id: x.id for event_id, x in stored.items()}
 
 
@@ -225,6 +227,15 @@ async def _record_drifts(
             found.append(
                 Drift(row.dispatch_event_id, group_id, row.trade_date, leap_only, local_only)
             )
+            await changes.record_dispatch_change(
+                session,
+                "drift",
+                row.dispatch_event_id,
+                market_group_id=group_id,
+                summary={"trade_date": row.trade_date.isoformat(),
+                         "leap_only_count": len(leap_only),
+                         "local_only_count": len(local_only)},
+            )  # fmt: skip
     return found
 
 
@@ -274,7 +285,28 @@ async def _apply_meter(
         for meter_id in listed
     ]
     await repo.add_to_own_sets(session, pairs)
+    await _record_changes(session, rows, {key[1] for key in before})
     return Applied(dispatch_ids={event_id: x.id for event_id, x in stored.items()})
+
+
+async def _record_changes(
+    session: AsyncSession,
+    rows: list[DispatchRow],
+    known: set[uuid.UUID],
+    *,
+    group_id: uuid.UUID | None = None,
+) -> None:
+    """The change feed hears of each timeslot, new or updated (test notifications: never)."""
+    for row in rows:
+        await changes.record_dispatch_change(
+            session,
+            "updated" if row.dispatch_event_id in known else "received",
+            row.dispatch_event_id,
+            market_group_id=group_id,
+            summary={"kind": row.kind, "trade_date": row.trade_date.isoformat(),
+                     "cancelled": row.cancelled},
+            is_test=row.integration_test,
+        )  # fmt: skip
 
 
 async def apply_notification(

@@ -346,6 +346,20 @@ async def windows_for(
     return found
 
 
+_DAY_SPAN = text(
+    """
+    SELECT min(first_day) AS first_day, max(last_day) AS last_day
+    FROM group_memberships WHERE market_group_id = :group_id
+    """
+)
+
+
+async def day_span(session: AsyncSession, group_id: uuid.UUID) -> tuple[date, date] | None:
+    """The first and last trade dates any of the group's memberships covers, if any."""
+    row = (await session.execute(_DAY_SPAN, {"group_id": group_id})).one()
+    return None if row.first_day is None else (row.first_day, row.last_day)
+
+
 _KNOWN_REGION = text(
     """
     SELECT transmission_region FROM meters

@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import locks
+from app.changes import repository as changes
 from app.groups import repository
 from app.groups.trade_dates import covered_days, zones_starting_at_midnight
 from app.leap.events import GroupUpdated
@@ -33,12 +35,17 @@ async def group_zone(session: AsyncSession, event: GroupUpdated, zones: Mapping[
 async def apply_group_updated(
     session: AsyncSession, event: GroupUpdated, zones: Mapping[str, str]
 ) -> None:
-    """Replace the group's window, zone and members, whatever source had put them there.
-    Its end is exclusive: the instant the group becomes inactive (Leap's rule)."""
+    """Replace the group's window, zone and members (whatever source had put them there),
+    and record one `group.changed` for the trade dates of the old and new windows. Its
+    end is exclusive: the instant the group becomes inactive (Leap's rule)."""
     zone = await group_zone(session, event, zones)
     days = covered_days(
         event.start_date_time, event.end_date_time, ZoneInfo(zone), end_inclusive=False
     )
+    # The group's lock first (replace_group takes it again): the days its old memberships
+    # covered must be read under it, so the change names every day whose roster moved.
+    await locks.transaction_lock_on(session, f"market_group:{event.market_group_id}")
+    before = await repository.day_span(session, event.market_group_id)
     await repository.replace_group(
         session,
         event.market_group_id,
@@ -48,3 +55,5 @@ async def apply_group_updated(
         zone,
         event.meter_ids,
     )
+    first, last = days if before is None else (min(days[0], before[0]), max(days[1], before[1]))
+    await changes.record_group_change(session, event.market_group_id, first, last)

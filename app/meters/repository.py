@@ -18,6 +18,7 @@ from sqlalchemy import RowMapping, TextClause, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app import jobs
+from app.changes import repository as changes
 from app.groups import repository as groups
 from app.meters.schemas import MeterListQuery
 from app.models import JobKind, Meter
@@ -117,9 +118,21 @@ def meter_effects(gate: str) -> str:
             last_seen_at = now(),
             updated_at = now()
         RETURNING m.meter_id, m.partner_reference AS now_ref,
-                  m.previous_partner_reference AS was_ref
+                  m.previous_partner_reference AS was_ref, (m.xmax = 0) AS created
     ), {partners.link_history_ctes("meter", event_id="(SELECT event_id FROM args)")},
-    {jobs.enqueue_cte("refresh", "args WHERE refresh")}"""
+    {jobs.enqueue_cte("refresh", "args WHERE refresh")},
+    {changes.meter_changes_cte("feed", "meter", _METER_EVENT_CHANGE, _METER_EVENT_SUMMARY)}"""
+
+
+# A new meter is "upserted"; an event about its enrollment, participation or actions is
+# "enrollment.changed"; other events (a meter.created again) "upserted".
+_METER_EVENT_CHANGE = f"""CASE WHEN mv.created THEN '{changes.ChangeType.METER_UPSERTED}'
+    WHEN (SELECT status IS NOT NULL OR actions IS NOT NULL OR pref_window IS NOT NULL
+          FROM args) THEN '{changes.ChangeType.ENROLLMENT_CHANGED}'
+    ELSE '{changes.ChangeType.METER_UPSERTED}' END"""
+_METER_EVENT_SUMMARY = (
+    "(SELECT jsonb_strip_nulls(jsonb_build_object('enrollment_status', status)) FROM args)"
+)
 
 
 _APPLY = text(f"WITH {meter_effects('TRUE')} SELECT 1")
@@ -256,7 +269,14 @@ _STORE_METERS = text(
         RETURNING m.meter_id, m.partner_reference AS now_ref,
                   m.previous_partner_reference AS was_ref,
                   m.leap_updated_at AS version, m.is_archived AS archived
-    ), {partners.link_history_ctes("stored")}
+    ), {partners.link_history_ctes("stored")},
+    -- The feed hears of a record only when it changed something: new, a newer version,
+    -- or a moved reference (a full run stores every meter again).
+    changed AS (
+        SELECT s.meter_id, s.now_ref, s.was_ref FROM stored s LEFT JOIN before b USING (meter_id)
+        WHERE b.meter_id IS NULL OR s.version IS DISTINCT FROM b.was_version
+           OR s.was_ref IS DISTINCT FROM s.now_ref
+    ), {changes.meter_changes_cte("feed", "changed", f"'{changes.ChangeType.METER_UPSERTED}'")}
     SELECT count(*) AS stored,
            count(*) FILTER (WHERE b.meter_id IS NULL) AS new,
            count(*) FILTER (WHERE b.meter_id IS NOT NULL
@@ -299,9 +319,14 @@ _STORE_ENROLLMENTS = text(
 
 
 _ARCHIVE_UNSEEN = text(
-    """
-    UPDATE meters SET is_archived = true, archived_at = now(), updated_at = now()
-    WHERE NOT is_archived AND seen_run_id IS DISTINCT FROM :run_id AND first_seen_at < :started
+    f"""
+    WITH archived AS (
+        UPDATE meters SET is_archived = true, archived_at = now(), updated_at = now()
+        WHERE NOT is_archived AND seen_run_id IS DISTINCT FROM :run_id
+          AND first_seen_at < :started
+        RETURNING meter_id, partner_reference
+    ), {changes.archived_cte("feed", "archived")}
+    SELECT count(*) FROM archived
     """
 )
 
@@ -337,4 +362,4 @@ async def store_leap_enrollments(
 async def archive_unseen(session: AsyncSession, run_id: int, started: datetime) -> int:
     """A full run's end: meters Leap no longer returned are archived (never deleted)."""
     result = await session.execute(_ARCHIVE_UNSEEN, {"run_id": run_id, "started": started})
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return int(result.scalar_one())

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.changes import repository as changes
 from app.clock import iso_z
 from app.groups import repository as groups
 from app.groups.trade_dates import covered_days, zone_starting_at_midnight
@@ -146,4 +147,5 @@ async def store_enrollments(
             )
     await groups.upsert_groups(session, new_groups)
     await groups.replace_enrollment_windows(session, list(taken), windows)
+    await changes.record_meters(session, changes.ChangeType.ENROLLMENT_CHANGED, sorted(taken))
     return len(records)

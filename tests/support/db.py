@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.support.settings import ROOT
 
 TABLES = (
-    "group_memberships, jobs, market_groups, meters, partner_events, partners, sync_runs, "
-    "webhook_events, dispatch_drifts, dispatches, dispatch_set_meters, dispatch_meter_sets"
+    "change_feed_state, changes, group_memberships, jobs, market_groups, meters, "
+    "partner_events, partners, sync_runs, webhook_events, dispatch_drifts, dispatches, "
+    "dispatch_set_meters, dispatch_meter_sets"
 )
 
 
