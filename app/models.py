@@ -195,6 +195,9 @@ class MarketGroup(Base):
     # The market zone its trade dates are read in: its members' region, else the zone in
     # which its window starts at local midnight (see app/groups/service.py).
     time_zone: Mapped[str | None] = mapped_column(Text)
+    # The group.updated event whose window and members the group holds: the latest word
+    # from Leap about it (NULL for groups known only from enrollment records).
+    source_event_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 

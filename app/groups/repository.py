@@ -29,11 +29,13 @@ ENROLLMENT = "enrollment"
 
 _SET_GROUP_WINDOW = text(
     """
-    INSERT INTO market_groups (market_group_id, name, window_start, window_end, time_zone)
-    VALUES (:group_id, :name, :start, :end, :zone)
+    INSERT INTO market_groups (market_group_id, name, window_start, window_end, time_zone,
+                               source_event_id)
+    VALUES (:group_id, :name, :start, :end, :zone, :event_id)
     ON CONFLICT (market_group_id) DO UPDATE SET
         name = EXCLUDED.name, window_start = EXCLUDED.window_start,
-        window_end = EXCLUDED.window_end, time_zone = EXCLUDED.time_zone, updated_at = now()
+        window_end = EXCLUDED.window_end, time_zone = EXCLUDED.time_zone,
+        source_event_id = EXCLUDED.source_event_id, updated_at = now()
     """
 )
 
@@ -117,9 +119,11 @@ async def replace_group(
     days: tuple[date, date],
     time_zone: str,
     meter_ids: list[uuid.UUID],
+    event_id: uuid.UUID,
 ) -> None:
-    """The group's one window and members become exactly these (a group.updated)."""
+    """The group's one window and members become exactly these (group.updated `event_id`)."""
     params = {
+        "event_id": event_id,
         "group_id": group_id,
         "name": name,
         "start": window[0],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
@@ -33,7 +34,7 @@ async def group_zone(session: AsyncSession, event: GroupUpdated, zones: Mapping[
 
 
 async def apply_group_updated(
-    session: AsyncSession, event: GroupUpdated, zones: Mapping[str, str]
+    session: AsyncSession, event: GroupUpdated, event_id: uuid.UUID, zones: Mapping[str, str]
 ) -> None:
     """Replace the group's window, zone and members (whatever source had put them there),
     and record one `group.changed` for the trade dates of the old and new windows. Its
@@ -54,6 +55,7 @@ async def apply_group_updated(
         days,
         zone,
         event.meter_ids,
+        event_id,
     )
     first, last = days if before is None else (min(days[0], before[0]), max(days[1], before[1]))
     await changes.record_group_change(session, event.market_group_id, first, last)

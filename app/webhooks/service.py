@@ -140,7 +140,7 @@ async def apply(
     """Apply one event's effects without committing (the caller owns the transaction)."""
     if isinstance(event, GroupUpdated):
         assert isinstance(conn, AsyncSession)
-        await apply_group_updated(conn, event, options.zones)
+        await apply_group_updated(conn, event, event_id, options.zones)
     elif isinstance(event, ConnectSessionUpdated | AuthorizationUpdated):
         assert isinstance(conn, AsyncSession)
         await apply_connect_event(conn, event, event_id)

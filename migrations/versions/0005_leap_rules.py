@@ -82,6 +82,7 @@ def upgrade() -> None:
     op.add_column("market_groups", sa.Column("window_start", sa.DateTime(timezone=True)))
     op.add_column("market_groups", sa.Column("window_end", sa.DateTime(timezone=True)))
     op.add_column("market_groups", sa.Column("time_zone", sa.Text()))
+    op.add_column("market_groups", sa.Column("source_event_id", sa.Uuid()))
     op.add_column("partners", sa.Column("authorization_completed_at", sa.DateTime(timezone=True)))
     op.execute(
         """
@@ -122,6 +123,7 @@ def downgrade() -> None:
     op.drop_index("ix_meters_roster", table_name="meters")
     op.drop_column("meters", "connection_references")
     op.drop_column("partners", "authorization_completed_at")
+    op.drop_column("market_groups", "source_event_id")
     op.drop_column("market_groups", "time_zone")
     op.drop_column("market_groups", "window_end")
     op.drop_column("market_groups", "window_start")

@@ -15,6 +15,7 @@ meter-sync stored with what the fake Leap emitted and holds as truth. Counts are
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import tempfile
@@ -192,29 +193,48 @@ async def check_exactly_once(
 
 
 async def check_rosters(engine: AsyncEngine, sim: RunningSim) -> tuple[int, list[str]]:
-    """Each webhook roster window holds exactly the meters the fake Leap last sent for it."""
+    """Each group holds exactly the one window and members of the group.updated it names as
+    its latest word from Leap, and that event is one the fake Leap sent for the group.
+
+    Leap promises no order, so which of a group's events arrives last is not known in
+    advance: the group records the one it applied last (`source_event_id`), and its
+    memberships must be exactly that event's, whatever came before.
+    """
     found: dict[str, set[str]] = defaultdict(set)
     for group, start, end, meter in await rows(
         engine,
         "SELECT market_group_id::text, window_start, window_end, meter_id::text "
         "FROM group_memberships WHERE source = 'webhook'",
     ):
-        found[f"{group}|{_iso(start)}|{_iso(end)}"].add(meter)
-    portfolio = sim.state.portfolio
-    expected = {
-        key: {portfolio.meter_id(i) for i in members}
-        for key, members in dict(sim.state.rosters).items()
-    }
-    differ = [
-        k for k in expected.keys() | found.keys() if expected.get(k, set()) != found.get(k, set())
-    ]
-    return len(expected), [f"webhook roster differs: {k}" for k in differ]
+        found[group].add(f"{_iso(start)}|{_iso(end)}|{meter}")
+    sent = {tuple(key.split("|", 1)) for key in dict(sim.state.rosters)}
+    problems: list[str] = []
+    groups = await rows(
+        engine,
+        "SELECT g.market_group_id::text, convert_from(e.body, 'UTF8') "
+        "FROM market_groups g JOIN webhook_events e ON e.webhook_event_id = g.source_event_id",
+    )
+    for group, body in groups:
+        payload = json.loads(body)["payload"]
+        start, end = (_iso(_instant(payload[k])) for k in ("start_date_time", "end_date_time"))
+        window = f"{start}|{end}"
+        expected = {f"{window}|{m}" for m in payload["meter_ids"]}
+        if found.pop(group, set()) != expected:
+            problems.append(f"webhook roster differs from its latest event: {group}|{window}")
+        if (group, window) not in sent:
+            problems.append(f"latest event names a window the fake Leap never sent: {group}")
+    problems += [f"members without a latest event: {group}" for group in found]
+    return len(groups), problems
 
 
 def _iso(value: datetime) -> str:
     from app.leap_sim.shapes import iso
 
     return iso(value)
+
+
+def _instant(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 async def inventory_mismatches(engine: AsyncEngine, sim: RunningSim, run_id: int) -> list[str]:
