@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import load_only
 
 from app.clock import utc_now
 from app.models import Meter, Partner, PartnerEvent
@@ -117,6 +118,18 @@ async def meters(session: AsyncSession, partner_reference: str) -> Sequence[Mete
     produced (Leap lists the refId in their `connection_references`)."""
     result = await session.scalars(
         select(Meter)
+        # The record shows a few columns: Leap's whole records (JSONB) are not loaded.
+        .options(
+            load_only(
+                Meter.meter_id,
+                Meter.partner_reference,
+                Meter.connection_references,
+                Meter.transmission_region,
+                Meter.enrollment_status,
+                Meter.is_archived,
+                raiseload=True,
+            )
+        )
         .where(
             or_(
                 Meter.partner_reference == partner_reference,
