@@ -27,7 +27,7 @@ import httpx
 import psycopg
 
 from bench.common import OPS_KEY, SECRET, fresh_database, machine, serve, today
-from bench.lookups import GROUP, LOAD, meter_id, summary, timed
+from bench.lookups import ANALYZE, GROUP, LOAD, UNKNOWN_GROUP, meter_id, summary, timed
 
 MEMBERS = 100_000
 
@@ -106,9 +106,12 @@ def main() -> None:
         started = time.perf_counter()
         with psycopg.connect(url.replace("+asyncpg", ""), autocommit=True) as conn:
             for statement in LOAD:
-                conn.execute(statement, {"n": args.meters, "group": GROUP})
+                conn.execute(
+                    statement, {"n": args.meters, "group": GROUP, "unknown_group": UNKNOWN_GROUP}
+                )
             for statement in STORE_DISPATCHES:
                 conn.execute(statement, {"n": args.meters, "k": args.dispatches})
+            conn.execute(ANALYZE)
         load_s = time.perf_counter() - started
         with serve(url) as service:
             client = httpx.Client(

@@ -11,7 +11,6 @@ through the real CLI. The others change only the server and its limits.
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import os
 import sys
@@ -34,19 +33,12 @@ CANDIDATES = (
 )
 
 
-def _tune_gc() -> None:
-    # Same as app.main.tune_gc (copied: app/ is being restructured).
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 50, 100)
-
-
 def service_app() -> Any:
     from app.config import load_settings
-    from app.main import create_app
+    from app.main import create_app, tune_gc
 
     app = create_app(load_settings(), run_worker=False)
-    _tune_gc()
+    tune_gc()
     return app
 
 

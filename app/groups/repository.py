@@ -373,11 +373,17 @@ _KNOWN_REGION = text(
 ).bindparams(bindparam("meter_ids", type_=ARRAY(UUID(as_uuid=True))))
 
 
+# A group lives in one market: a sample of its members says which as well as all of them
+# (probing 100k unknown ids cost ~100 ms of a group.updated).
+REGION_SAMPLE = 1000
+
+
 async def a_member_region(session: AsyncSession, meter_ids: list[uuid.UUID]) -> str | None:
-    """The region of one already known meter among `meter_ids`, if any."""
+    """The region of one already known meter among the first `REGION_SAMPLE` of
+    `meter_ids`, if any."""
     if not meter_ids:
         return None
-    found = await session.scalar(_KNOWN_REGION, {"meter_ids": meter_ids})
+    found = await session.scalar(_KNOWN_REGION, {"meter_ids": meter_ids[:REGION_SAMPLE]})
     return str(found) if found is not None else None
 
 
