@@ -9,6 +9,7 @@ integer digits, `true`/`false`, once.
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import date, datetime
 from typing import Annotated
 
@@ -45,3 +46,13 @@ async def single_valued(request: Request) -> None:
         if name in seen:
             raise Problem(422, f"query parameter {name!r} is given more than once")
         seen.add(name)
+
+
+def id_cursor(cursor: str | None) -> uuid.UUID | None:
+    """A `next_cursor` that is the last id of a page (rosters, a dispatch's meters)."""
+    if cursor is None:
+        return None
+    try:
+        return uuid.UUID(cursor)
+    except ValueError:
+        raise Problem(422, "cursor is not a next_cursor this API gave out") from None

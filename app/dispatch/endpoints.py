@@ -18,7 +18,7 @@ from app.dispatch.schemas import (
     DispatchPage,
     PartnerDispatchPage,
 )
-from app.params import IsoDateTime, QueryBool, QueryInt, single_valued
+from app.params import IsoDateTime, QueryBool, QueryInt, id_cursor, single_valued
 from app.partners.endpoints import STORABLE_REFERENCE
 from app.problems import Problem, problem_responses
 
@@ -183,15 +183,8 @@ async def get_dispatch_meters(
         QueryInt, Query(ge=1, le=100_000, description="Meters per page", examples=[10_000])
     ] = 10_000,
 ) -> DispatchMeterPage:
-    after = _meter_cursor(cursor) if cursor is not None else None
+    after = id_cursor(cursor)
     return await queries.dispatch_meters(session, dispatch_event_id, kind, after, limit)
-
-
-def _meter_cursor(cursor: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(cursor)
-    except ValueError:
-        raise Problem(422, "cursor is not a next_cursor this API gave out") from None
 
 
 @router.get(

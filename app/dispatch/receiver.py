@@ -10,7 +10,6 @@ applied in one transaction before the 2xx; an apply failure still stores the bod
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 import uuid
@@ -21,22 +20,19 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app import logs
 from app.dispatch import service
 from app.leap.dispatch import notification_type, parse_notification
 from app.models import WebhookStatus
-from app.webhooks import parsing
 from app.webhooks.receiver import Receiver, answer, mount_delivery_route, operation, read_delivery
 from app.webhooks.service import (
-    STORE_DEADLINE_S,
     ApplyOptions,
     Delivery,
     Inbox,
     Receipt,
     Rejected,
+    deliver,
     error_text,
     field_errors,
-    raise_if_unavailable,
 )
 
 PATH = "/webhooks/leap/dispatch"
@@ -73,27 +69,15 @@ async def _store_and_apply(delivery: Delivery, body: Any, options: ApplyOptions)
     return receipt
 
 
+def _identify(body: Any, raw: bytes) -> tuple[uuid.UUID, str, Any]:
+    """A dispatch body has no event id: its id is its content's (`body_event_id`)."""
+    return body_event_id(raw), notification_type(body), body
+
+
 async def receive(inbox: Inbox, raw: bytes, options: ApplyOptions) -> Receipt:
-    try:
-        body = parsing.decode(raw)
-    except parsing.BadBody as exc:
-        raise Rejected(400, str(exc)) from None
-    try:
-        event_type = notification_type(body)
-    except ValueError as exc:
-        raise Rejected(422, str(exc)) from None
-    sha = hashlib.sha256(raw).digest()
-    event_id = uuid.UUID(bytes=sha[:16])
-    logs.webhook_event_id.set(event_id)
-    delivery = Delivery(inbox, event_id, event_type, raw, sha)
-    try:
-        async with asyncio.timeout(STORE_DEADLINE_S):
-            return await _store_and_apply(delivery, body, options)
-    except Rejected:
-        raise
-    except Exception as exc:
-        raise_if_unavailable(exc)
-        raise
+    return await deliver(
+        inbox, raw, _identify, lambda delivery, body: _store_and_apply(delivery, body, options)
+    )
 
 
 async def receive_dispatch(request: Request) -> Response:

@@ -12,8 +12,8 @@ from app.auth import ReadScope
 from app.deps import SessionDep
 from app.groups import queries
 from app.groups.schemas import GroupsOut, RosterOut
-from app.params import IsoDate, QueryInt, single_valued
-from app.problems import Problem, problem_responses
+from app.params import IsoDate, QueryInt, id_cursor, single_valued
+from app.problems import problem_responses
 
 router = APIRouter(prefix="/v1/groups", tags=["groups"], dependencies=[Depends(single_valued)])
 
@@ -74,15 +74,8 @@ async def get_group_roster(
         QueryInt, Query(ge=1, le=100_000, description="Members per page", examples=[10_000])
     ] = 10_000,
 ) -> Response:
-    after = _roster_cursor(cursor) if cursor is not None else None
+    after = id_cursor(cursor)
     # The JSON is built by PostgreSQL and returned as is (shape = RosterOut): validating
     # and serializing 100k members in Python cost more than the query.
     body = await queries.roster(session, market_group_id, trade_date, after, limit)
     return Response(body, media_type="application/json")
-
-
-def _roster_cursor(cursor: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(cursor)
-    except ValueError:
-        raise Problem(422, "cursor is not a next_cursor this API gave out") from None

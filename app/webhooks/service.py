@@ -148,39 +148,60 @@ async def apply(
         await apply_meter_event(conn, event, event_id, refresh=options.refresh)
 
 
-async def receive(inbox: Inbox, raw: bytes, options: ApplyOptions) -> Receipt:
+# What a surface reads from a decoded body: (event id, event type, what to store it with).
+Identify = Callable[[Any, bytes], tuple[uuid.UUID, str, Any]]
+Store = Callable[["Delivery", Any], Awaitable[Receipt]]
+
+
+async def deliver(inbox: Inbox, raw: bytes, identify: Identify, store: Store) -> Receipt:
+    """A delivery of any Leap surface (events, dispatch): decode it strictly, identify it
+    (400 / 422 when it cannot be), then store and apply it within the receiver's deadline
+    (Unavailable when PostgreSQL cannot be reached in time)."""
     try:
         body = parsing.decode(raw)
     except parsing.BadBody as exc:
         raise Rejected(400, str(exc)) from None
     try:
-        envelope = read_envelope(body)
+        event_id, event_type, content = identify(body, raw)
     except ValueError as exc:
         raise Rejected(422, str(exc)) from None
-    event_id, event_type = envelope.webhook_event_id, envelope.event_type
     logs.webhook_event_id.set(event_id)
     delivery = Delivery(inbox, event_id, event_type, raw, hashlib.sha256(raw).digest())
     try:
         async with asyncio.timeout(STORE_DEADLINE_S):
-            if event_type not in KNOWN_EVENT_TYPES:
-                return await delivery.store_only(WebhookStatus.IGNORED)
-            try:
-                event = EVENT_ADAPTER.validate_python(envelope.payload)
-            except ValidationError as exc:
-                errors = field_errors(exc)
-                await delivery.store_only(WebhookStatus.DEAD, error=error_text(errors))
-                raise Rejected(422, "payload does not match Leap's schema", errors) from None
-            if isinstance(event, GroupUpdated | ConnectSessionUpdated | AuthorizationUpdated):
-                return await delivery.store_and_apply(
-                    lambda session: apply(session, event, event_id, options),
-                    partner_reference=getattr(event, "partner_reference", None),
-                )
-            return await delivery.store_meter_event(event, options.refresh)
+            return await store(delivery, content)
     except (Rejected, Unavailable):
         raise
     except Exception as exc:
         raise_if_unavailable(exc)
         raise
+
+
+def _envelope(body: Any, _: bytes) -> tuple[uuid.UUID, str, Any]:
+    envelope = read_envelope(body)
+    return envelope.webhook_event_id, envelope.event_type, envelope.payload
+
+
+async def receive(inbox: Inbox, raw: bytes, options: ApplyOptions) -> Receipt:
+    """A delivery of Leap's event webhooks (POST /webhooks/leap)."""
+
+    async def store(delivery: Delivery, payload: Any) -> Receipt:
+        if delivery.event_type not in KNOWN_EVENT_TYPES:
+            return await delivery.store_only(WebhookStatus.IGNORED)
+        try:
+            event = EVENT_ADAPTER.validate_python(payload)
+        except ValidationError as exc:
+            errors = field_errors(exc)
+            await delivery.store_only(WebhookStatus.DEAD, error=error_text(errors))
+            raise Rejected(422, "payload does not match Leap's schema", errors) from None
+        if isinstance(event, GroupUpdated | ConnectSessionUpdated | AuthorizationUpdated):
+            return await delivery.store_and_apply(
+                lambda session: apply(session, event, delivery.event_id, options),
+                partner_reference=getattr(event, "partner_reference", None),
+            )
+        return await delivery.store_meter_event(event, options.refresh)
+
+    return await deliver(inbox, raw, _envelope, store)
 
 
 def raise_if_unavailable(exc: BaseException) -> None:
