@@ -216,11 +216,13 @@ class GroupMembership(Base):
 
     __tablename__ = "group_memberships"
 
+    # The key in this order also walks a group's members in meter_id order (the roster's
+    # keyset): a second index for that cost 30% of a 100k group.updated.
     market_group_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    meter_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
     window_start: Mapped[datetime] = mapped_column(TZ, primary_key=True)
     window_end: Mapped[datetime] = mapped_column(TZ, primary_key=True)
     source: Mapped[str] = mapped_column(Text, primary_key=True)
-    meter_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
     first_day: Mapped[date] = mapped_column(Date, nullable=False)
     last_day: Mapped[date] = mapped_column(Date, nullable=False)
     seq: Mapped[int] = mapped_column(
@@ -228,20 +230,6 @@ class GroupMembership(Base):
     )
 
     __table_args__ = (
-        # A roster walks its group in meter_id order (the cursor's keyset).
-        Index(
-            "ix_group_memberships_group_meter",
-            "market_group_id",
-            "meter_id",
-            postgresql_include=[
-                "first_day",
-                "last_day",
-                "window_start",
-                "seq",
-                "window_end",
-                "source",
-            ],
-        ),
         # "Which window wins for this meter on this day" is one probe per member.
         Index(
             "ix_group_memberships_meter_day",

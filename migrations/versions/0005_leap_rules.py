@@ -59,11 +59,11 @@ def upgrade() -> None:
     op.alter_column("group_memberships", "first_day", nullable=False)
     op.alter_column("group_memberships", "last_day", nullable=False)
     op.drop_index("ix_group_memberships_meter_start", table_name="group_memberships")
-    op.create_index(
-        "ix_group_memberships_group_meter",
-        "group_memberships",
-        ["market_group_id", "meter_id"],
-        postgresql_include=["first_day", "last_day", "window_start", "seq", "window_end", "source"],
+    # The key in this order also walks a group's members in meter_id order (the roster).
+    op.execute(
+        "ALTER TABLE group_memberships DROP CONSTRAINT pk_group_memberships, "
+        "ADD CONSTRAINT pk_group_memberships "
+        "PRIMARY KEY (market_group_id, meter_id, window_start, window_end, source)"
     )
     op.create_index(
         "ix_group_memberships_meter_day",
@@ -128,7 +128,11 @@ def downgrade() -> None:
     op.drop_column("market_groups", "window_end")
     op.drop_column("market_groups", "window_start")
     op.drop_index("ix_group_memberships_meter_day", table_name="group_memberships")
-    op.drop_index("ix_group_memberships_group_meter", table_name="group_memberships")
+    op.execute(
+        "ALTER TABLE group_memberships DROP CONSTRAINT pk_group_memberships, "
+        "ADD CONSTRAINT pk_group_memberships "
+        "PRIMARY KEY (market_group_id, window_start, window_end, source, meter_id)"
+    )
     op.create_index(
         "ix_group_memberships_meter_start", "group_memberships", ["meter_id", "window_start"]
     )
