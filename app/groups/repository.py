@@ -253,6 +253,9 @@ _WINDOWS = text(
 ).bindparams(bindparam("meter_ids", type_=ARRAY(UUID(as_uuid=True))))
 
 _NIL = uuid.UUID(int=0)
+# A 100k roster's sort and anti-join spilled to disk with the default 4 MB (measured:
+# ~15% of the query); for this transaction only.
+_ROSTER_MEMORY = text("SET LOCAL work_mem = '64MB'")
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +274,7 @@ async def roster(
     limit: int,
 ) -> RosterPage:
     """Group `group_id` on trade date `day`, members in meter_id order after `after`."""
+    await session.execute(_ROSTER_MEMORY)
     row = (
         await session.execute(
             _ROSTER, {"group_id": group_id, "day": day, "after": after or _NIL, "limit": limit}
