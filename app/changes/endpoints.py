@@ -11,7 +11,7 @@ from starlette.responses import Response
 from app.auth import ReadScope
 from app.changes import queries
 from app.changes.schemas import ChangePage
-from app.params import single_valued
+from app.params import QueryInt, single_valued
 from app.problems import problem_responses
 
 router = APIRouter(prefix="/v1/changes", tags=["changes"], dependencies=[Depends(single_valued)])
@@ -40,10 +40,35 @@ EVENT_STREAM = "text/event-stream"
 async def list_changes(
     request: Request,
     _: ReadScope,
-    after: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 100,
-    types: str | None = None,
-    wait: Annotated[float, Query(ge=0, le=queries.MAX_WAIT_S)] = 0,
+    after: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="The cursor to continue after (a change's `cursor`, or `next_cursor`)",
+            examples=["7392-1841"],
+        ),
+    ] = None,
+    limit: Annotated[
+        QueryInt,
+        Query(ge=1, le=queries.MAX_LIMIT, description="Changes per page", examples=[100]),
+    ] = 100,
+    types: Annotated[
+        str | None,
+        Query(
+            max_length=500,
+            description="Only these change types, comma-separated",
+            examples=["meter.linked,group.changed"],
+        ),
+    ] = None,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=queries.MAX_WAIT_S,
+            description="Seconds to wait for a first change when none is new (at most 30)",
+            examples=[30],
+        ),
+    ] = 0,
 ) -> ChangePage | Response:
     sessions = request.app.state.sessions
     signal = request.app.state.change_signal
