@@ -4,7 +4,7 @@
 - operate.py: sync, replay
 - lookups.py: meter, partner, roster, events, status (the REST read side, as text)
 - app/dispatch/cli.py: `leap subscribe | status | test` (Leap's webhook registrations)
-- app/changes/cli.py: `changes [--follow]` (the change feed, for people)
+- feed.py: changes [--follow] (the change feed, for people)
 
 common.py holds what they share (the database to use, one-line errors); render.py
 prints records and tables. No SQL here: commands call the domains' query and service
@@ -18,9 +18,9 @@ from typing import Annotated
 
 import typer
 
-from app.changes.cli import changes_command
 from app.cli import lookups, operate, server
 from app.cli.common import cli, exit_with_error, out, package_version
+from app.cli.feed import changes_command
 from app.dispatch.cli import leap_cli
 
 cli.add_typer(leap_cli, name="leap")

@@ -7,7 +7,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from app.changes.cli import changes_command
+from app.cli.feed import changes_command
 
 
 def _insert(database_url: str, *references: str) -> None:
