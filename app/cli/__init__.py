@@ -23,7 +23,7 @@ from app.cli.common import cli, exit_with_error, out, package_version
 from app.cli.feed import changes_command
 from app.dispatch.cli import leap_cli
 
-cli.add_typer(leap_cli, name="leap")
+cli.add_typer(leap_cli, name="leap", rich_help_panel="Operate")
 cli.command("changes", rich_help_panel="Look up")(changes_command)
 
 __all__ = ["cli", "lookups", "main", "operate", "server"]

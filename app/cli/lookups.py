@@ -44,7 +44,7 @@ def meter(meter_id: Annotated[str, typer.Argument(help="Leap's meter_id")]) -> N
 
 @cli.command(rich_help_panel="Look up")
 def partner(reference: Annotated[str, typer.Argument(help="A partner_reference")]) -> None:
-    """One partner: Connect and authorization status, meters, history (GET /v1/partners/REF)."""
+    """One partner: Connect and authorization status, meters, history (GET /v1/partner-references/REF)."""
 
     async def show(db: Database) -> int:
         from app.partners.queries import get_partner
@@ -67,7 +67,7 @@ def roster(
     ] = None,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout, for a spreadsheet")] = False,
 ) -> None:
-    """Who is in a market group on a trade date (GET /v1/groups/ID/roster), every page."""
+    """Who is in a market group on a trade date (GET /v1/groups/ID/meters), every page."""
     day: date | None = None
     if on is not None:
         try:
