@@ -44,7 +44,7 @@ def meter(meter_id: Annotated[str, typer.Argument(help="Leap's meter_id")]) -> N
 
 @cli.command(rich_help_panel="Look up")
 def partner(reference: Annotated[str, typer.Argument(help="A partner_reference")]) -> None:
-    """One partner: Connect and authorization status, meters, history (GET /v1/partner-references/REF)."""
+    """One partner: Connect and authorization, meters, history (GET /v1/partner-references/REF)."""
 
     async def show(db: Database) -> int:
         from app.partners.queries import get_partner
