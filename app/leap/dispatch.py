@@ -10,7 +10,7 @@ to any market zone (year 1 or 9999 with an offset is refused, never stored).
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from app.leap.events import as_storable_utc, check_storable
+
 GROUP_EVENT_TYPE = "dispatch.group"
 METER_EVENT_TYPE = "dispatch.meter"
 DISPATCH_EVENT_TYPES = frozenset({GROUP_EVENT_TYPE, METER_EVENT_TYPE})
@@ -33,16 +35,6 @@ DISPATCH_RETRY_SCHEDULE: tuple[float, ...] = (0.0,) + (60.0,) * 49
 MAX_SEARCH_DAYS = 31
 
 
-def _storable(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode (no lone surrogates)") from None
-    return value
-
-
 def _text_only(value: object) -> object:
     # Leap writes instants as RFC 3339 strings; pydantic would also read numbers as epochs.
     if not isinstance(value, str | datetime):
@@ -50,23 +42,9 @@ def _text_only(value: object) -> object:
     return value
 
 
-def _instant(value: datetime) -> datetime:
-    """An aware instant in UTC that every market zone can also represent."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("must carry a time zone")
-    try:
-        utc = value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("is outside the range of representable instants") from None
-    # A market zone is at most a day away from UTC: keep a day of room on both sides so
-    # the trade date of any instant can be computed.
-    if not 2 <= utc.year <= 9998:
-        raise ValueError("is outside the range of representable instants")
-    return utc
-
-
-Text = Annotated[str, AfterValidator(_storable)]
-Instant = Annotated[datetime, BeforeValidator(_text_only), AfterValidator(_instant)]
+Text = Annotated[str, AfterValidator(check_storable)]
+# The same range as the event webhooks: nothing stored as +-infinity, every zone readable.
+Instant = Annotated[datetime, BeforeValidator(_text_only), AfterValidator(as_storable_utc)]
 Kilowatts = Annotated[float, Field(allow_inf_nan=False, ge=-1e12, le=1e12)]
 # Leap writes 1..10; any value PostgreSQL's integer holds is kept as sent.
 Priority = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]

@@ -15,7 +15,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
 
-def _storable(value: str) -> str:
+def check_storable(value: str) -> str:
+    """Text PostgreSQL can hold: no NUL, no lone surrogates (ValueError otherwise)."""
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
     try:
@@ -45,11 +46,11 @@ def as_storable_utc(value: datetime) -> datetime:
     return utc
 
 
-Text = Annotated[str, AfterValidator(_storable)]
+Text = Annotated[str, AfterValidator(check_storable)]
 Instant = Annotated[datetime, AfterValidator(as_storable_utc)]
 # Leap's *input* rules for a reference (3-256 characters, no /\?[]{}!#...) are not a
 # promise about what it sends: any reference is stored as sent, NUL excepted.
-PartnerReference = Annotated[str, AfterValidator(_storable)]
+PartnerReference = Annotated[str, AfterValidator(check_storable)]
 
 
 class TransmissionRegion(StrEnum):
