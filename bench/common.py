@@ -117,3 +117,16 @@ def launch(
             process.wait()
         if stderr is not None:
             stderr.close()
+
+
+def post_delivery(client: httpx.Client, path: str, body: bytes) -> float:
+    """Seconds for one delivery to a receiver (`/webhooks/leap` or its dispatch surface),
+    which must be accepted."""
+    started = time.perf_counter()
+    response = client.post(
+        path, content=body, headers={"X-Webhook-Secret": SECRET, "Content-Type": "application/json"}
+    )
+    elapsed = time.perf_counter() - started
+    if response.status_code != 202 or response.json()["status"] != "accepted":
+        raise RuntimeError(f"unexpected answer {response.status_code}: {response.text[:200]}")
+    return elapsed

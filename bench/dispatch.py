@@ -26,7 +26,7 @@ import uuid
 import httpx
 import psycopg
 
-from bench.common import OPS_KEY, SECRET, fresh_database, machine, serve, today
+from bench.common import OPS_KEY, fresh_database, machine, post_delivery, serve, today
 from bench.lookups import ANALYZE, GROUP, LOAD, UNKNOWN_GROUP, meter_id, summary, timed
 
 MEMBERS = 100_000
@@ -80,16 +80,7 @@ def group_dispatch(listed: list[str], event_id: str) -> bytes:
 
 
 def post(client: httpx.Client, body: bytes) -> float:
-    started = time.perf_counter()
-    response = client.post(
-        "/webhooks/leap/dispatch",
-        content=body,
-        headers={"X-Webhook-Secret": SECRET, "Content-Type": "application/json"},
-    )
-    elapsed = time.perf_counter() - started
-    if response.status_code != 202 or response.json()["status"] != "accepted":
-        raise RuntimeError(f"unexpected answer {response.status_code}: {response.text[:200]}")
-    return elapsed
+    return post_delivery(client, "/webhooks/leap/dispatch", body)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ import uuid
 
 import httpx
 
-from bench.common import OPS_KEY, SECRET, fresh_database, machine, serve, today
+from bench.common import OPS_KEY, fresh_database, machine, post_delivery, serve, today
 
 GROUP = "406720c2-0175-4137-9ff1-1641702292d4"
 
@@ -40,16 +40,7 @@ def event(members: list[str]) -> bytes:
 
 
 def post(client: httpx.Client, body: bytes) -> float:
-    started = time.perf_counter()
-    response = client.post(
-        "/webhooks/leap",
-        content=body,
-        headers={"X-Webhook-Secret": SECRET, "Content-Type": "application/json"},
-    )
-    elapsed = time.perf_counter() - started
-    if response.status_code != 202 or response.json()["status"] != "accepted":
-        raise RuntimeError(f"unexpected answer {response.status_code}: {response.text[:200]}")
-    return elapsed
+    return post_delivery(client, "/webhooks/leap", body)
 
 
 def main() -> None:
