@@ -258,5 +258,9 @@ class Sender:
             error = f"no response within {self.timeout:g} s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        except Exception as exc:
+            # Leap counts any failure as a failed attempt. An exception escaping here would
+            # end the retry task silently and leave the event pending forever.
+            error = f"unexpected {type(exc).__name__}: {exc}"
         elapsed = int((time.perf_counter() - began) * 1000)
         return Attempt(number, at, False, status, error, elapsed)

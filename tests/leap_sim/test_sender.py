@@ -113,3 +113,20 @@ async def test_in_order_without_shuffle(receiver: Receiver) -> None:
     assert [r.body["payload"]["partner_reference"] for r in receiver.received] == [
         f"ref-{n:03d}" for n in range(20)
     ]
+
+
+async def test_an_unexpected_error_is_a_failed_attempt_not_a_lost_retry(
+    receiver: Receiver,
+) -> None:
+    # httpx.InvalidURL is not an httpx.HTTPError: it used to end the delivery task, which
+    # left the event pending for ever and the sender never drained.
+    receiver.reset()
+    async with Sender(time_factor=0.00001, schedule=(0, 1)) as sender:
+        sender.submit(Target("broken", "http://127.0.0.1:99999/hook"), envelope())
+        sender.submit(Target("fine", receiver.url), envelope())
+        assert await sender.drain(5)
+    outcomes = {d.webhook_id: d for d in sender.deliveries.values()}
+    assert outcomes["broken"].outcome == "dropped"
+    assert len(outcomes["broken"].attempts) == 2
+    assert all((a.error or "").startswith("unexpected") for a in outcomes["broken"].attempts)
+    assert outcomes["fine"].outcome == "delivered"

@@ -385,7 +385,9 @@ async def test_crash_soak(
         )
         # A bound against a hang, not a timing: Leap's 8 h schedule at this time factor is
         # ~30 s per event, and under a loaded CI machine a few last retries ran past 120 s.
-        assert await control.drain(300), f"sender not drained: {sim.state.sender.stats()}"
+        assert await control.drain(300), (
+            f"sender not drained: {sim.state.sender.stats()} {control.pending_deliveries()}"
+        )
         clock.lap("deliver+drain")
         assert server.alive()
         assert worker.alive()

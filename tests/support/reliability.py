@@ -96,8 +96,23 @@ class SimControl:
         return response.json()
 
     async def drain(self, seconds: float) -> bool:
-        answer = await self.call("POST", "/sim/drain", seconds=seconds)
-        return bool(answer["drained"])
+        # The sim answers after up to `seconds`: wait longer than that for its answer.
+        response = await self.http.post(
+            "/sim/drain", params={"seconds": seconds}, timeout=seconds + 30
+        )
+        response.raise_for_status()
+        return bool(response.json()["drained"])
+
+    def pending_deliveries(self) -> list[str]:
+        """What the sender still holds, with each attempt's outcome (for failure messages)."""
+        return [
+            f"{d.event_id} {d.event_type}: "
+            + "; ".join(
+                f"#{a.number} {a.status_code or a.error} {a.response_time_ms}ms" for a in d.attempts
+            )
+            for d in self.sim.state.sender.deliveries.values()
+            if d.outcome == "pending"
+        ]
 
     async def deliveries(self) -> list[JSON]:
         return list((await self.call("GET", "/sim/deliveries"))["deliveries"])
