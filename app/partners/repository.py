@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import func, insert, or_, select, update
+import asyncpg
+from sqlalchemy import func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import load_only
 
 from app.clock import utc_now
+from app.deps import Reads, raw
 from app.models import Meter, Partner, PartnerEvent
 
 
@@ -139,3 +141,49 @@ async def meters(session: AsyncSession, partner_reference: str) -> Sequence[Mete
         .order_by(Meter.meter_id)
     )
     return result.all()
+
+
+# A partner record in one statement (one round trip, no transaction: one statement is its
+# own snapshot). Each list is an array of anonymous records, which asyncpg decodes into
+# tuples of typed values in the order written here (`PartnerRecord` reads them by position).
+# The meters are those `meters()` selects; their membership windows come in the order
+# that ranks them, as app.groups.repository.windows_for reads them (last wins ties).
+_RECORD = raw(
+    text(
+        """
+        WITH attached AS (
+            SELECT meter_id, partner_reference, connection_references, transmission_region,
+                   enrollment_status, is_archived
+            FROM meters
+            WHERE partner_reference = :ref OR connection_references @> ARRAY[CAST(:ref AS text)]
+        )
+        SELECT p.partner_reference, p.connect_session_status, p.connect_session_updated_at,
+               p.authorization_status, p.authorization_utility, p.authorization_updated_at,
+               p.authorization_completed_at, p.created_at, p.updated_at,
+               (SELECT array_agg(ROW(
+                           a.meter_id,
+                           coalesce(:ref = ANY(a.connection_references), false),
+                           coalesce(a.partner_reference = :ref, false),
+                           a.transmission_region, a.enrollment_status, a.is_archived)
+                       ORDER BY a.meter_id)
+                FROM attached a) AS meters,
+               (SELECT array_agg(ROW(gm.meter_id, gm.market_group_id, gm.window_start,
+                                     gm.first_day, gm.last_day, gm.seq, g.name, g.time_zone)
+                       ORDER BY gm.window_start, gm.seq, gm.market_group_id, gm.window_end,
+                                gm.source)
+                FROM group_memberships gm
+                LEFT JOIN market_groups g ON g.market_group_id = gm.market_group_id
+                WHERE gm.meter_id IN (SELECT meter_id FROM attached)) AS windows,
+               (SELECT array_agg(ROW(e.kind, e.status, e.utility_name, e.meter_id,
+                                     e.webhook_event_id, e.occurred_at) ORDER BY e.id)
+                FROM partner_events e WHERE e.partner_reference = :ref) AS history
+        FROM partners p
+        WHERE p.partner_reference = :ref
+        """
+    )
+)
+
+
+async def record(reads: Reads, partner_reference: str) -> asyncpg.Record | None:
+    """The partner row with `meters`, `windows` and `history` (arrays, or None when empty)."""
+    return await reads.row(_RECORD, {"ref": partner_reference})
