@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 
 import asyncpg
-from sqlalchemy import func, insert, or_, select, text, update
+from sqlalchemy import func, insert, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import load_only
 
 from app.clock import utc_now
 from app.deps import Reads, raw
-from app.models import Meter, Partner, PartnerEvent
+from app.models import Partner, PartnerEvent
 
 
 def ensure_partners_cte(name: str, references: str) -> str:
@@ -100,47 +98,6 @@ async def set_authorization(
             updated_at=now,
         )
     )
-
-
-async def get(session: AsyncSession, partner_reference: str) -> Partner | None:
-    return await session.get(Partner, partner_reference)
-
-
-async def history(session: AsyncSession, partner_reference: str) -> Sequence[PartnerEvent]:
-    result = await session.scalars(
-        select(PartnerEvent)
-        .where(PartnerEvent.partner_reference == partner_reference)
-        .order_by(PartnerEvent.id)
-    )
-    return result.all()
-
-
-async def meters(session: AsyncSession, partner_reference: str) -> Sequence[Meter]:
-    """Meters attached to the reference: its own, and those its Connect authorization
-    produced (Leap lists the refId in their `connection_references`)."""
-    result = await session.scalars(
-        select(Meter)
-        # The record shows a few columns: Leap's whole records (JSONB) are not loaded.
-        .options(
-            load_only(
-                Meter.meter_id,
-                Meter.partner_reference,
-                Meter.connection_references,
-                Meter.transmission_region,
-                Meter.enrollment_status,
-                Meter.is_archived,
-                raiseload=True,
-            )
-        )
-        .where(
-            or_(
-                Meter.partner_reference == partner_reference,
-                Meter.connection_references.contains([partner_reference]),
-            )
-        )
-        .order_by(Meter.meter_id)
-    )
-    return result.all()
 
 
 # A partner record in one statement (one round trip, no transaction: one statement is its
