@@ -94,6 +94,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
         engine = create_engine(database_url)
         raw_pool = await create_raw_pool(database_url)
         app.state.engine = engine
+        app.state.raw_pool = raw_pool  # one-statement lookups (app.deps.ReadsDep)
         app.state.sessions = session_factory(engine)
         app.state.receiver = receiver.Receiver.build(
             settings, Inbox(engine, app.state.sessions, raw_pool), DISPATCH_REAPPLIERS

@@ -2,6 +2,7 @@
 "what must my asset do" lookup with 10k stored dispatches.
 
 Run: .venv/bin/python -m bench.dispatch [--meters 1000000] [--rounds 3] [--requests 2000]
+(`--rounds 0`: the partner lookup only.)
 
 Loads N meters and a 100k-member market group with SQL (as bench.lookups does), then
 from a client in another process:
@@ -129,8 +130,9 @@ def main() -> None:
         f"{today()} | {machine()} | {args.meters} meters, {args.dispatches} stored dispatches,"
         f" loaded in {load_s:.0f} s"
     )
-    print(f"  group dispatch of {MEMBERS} meter ids (body {size / 1e6:.1f} MB), drift checked:")
-    for name, values in timings.items():
+    if args.rounds:
+        print(f"  group dispatch of {MEMBERS} meter ids (body {size / 1e6:.1f} MB), drift checked:")
+    for name, values in timings.items() if args.rounds else ():
         print(
             f"    {name:<10} median {statistics.median(values) * 1000:7.0f} ms"
             f"   max {max(values) * 1000:7.0f} ms   ({len(values)} runs)"

@@ -47,10 +47,11 @@ def partner(reference: Annotated[str, typer.Argument(help="A partner_reference")
     """One partner: Connect and authorization, meters, history (GET /v1/partner-references/REF)."""
 
     async def show(db: Database) -> int:
+        from app.deps import reads_in
         from app.partners.queries import get_partner
 
         async with connected(db) as (_, sessions), sessions() as session:
-            found = await get_partner(session, db.settings, reference)
+            found = await get_partner(await reads_in(session), db.settings, reference)
         render.record(f"partner {reference}", found.model_dump(mode="json"))
         return 0
 

@@ -7,9 +7,10 @@ from dataclasses import replace
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import Response
 
 from app.auth import ReadScope
-from app.deps import SessionDep
+from app.deps import ReadsDep, SessionDep, json_answer
 from app.dispatch import queries
 from app.dispatch.queries import DispatchFilter
 from app.dispatch.schemas import (
@@ -51,50 +52,50 @@ REFERENCE = Path(
 )
 
 
-class _Filters:
-    def __init__(
-        self,
-        start: Annotated[
-            IsoDateTime | None,
-            Query(
-                description="Timeslots ending after this instant (ISO 8601 with zone)",
-                examples=["2025-08-14T00:00:00Z"],
-            ),
-        ] = None,
-        end: Annotated[
-            IsoDateTime | None,
-            Query(
-                description="Timeslots starting before this instant (ISO 8601 with zone)",
-                examples=["2025-08-16T00:00:00Z"],
-            ),
-        ] = None,
-        include_cancelled: Annotated[
-            QueryBool, Query(description="Also list timeslots Leap cancelled")
-        ] = False,
-        include_tests: Annotated[
-            QueryBool, Query(description="Also list Leap's integration-test notifications")
-        ] = False,
-        limit: Annotated[
-            QueryInt, Query(ge=1, le=1000, description="Timeslots per page", examples=[100])
-        ] = 100,
-        cursor: Annotated[str | None, Query(max_length=200, description=CURSOR)] = None,
-    ) -> None:
-        for name, value in (("start", start), ("end", end)):
-            if value is not None and value.tzinfo is None:
-                raise Problem(422, f"{name} must carry a time zone (e.g. Z)")
-        if start is not None and end is not None and end < start:
-            raise Problem(422, "end is before start")
-        self.values = DispatchFilter(
-            start=start,
-            end=end,
-            include_cancelled=include_cancelled,
-            include_tests=include_tests,
-            limit=limit,
-            cursor=cursor,
-        )
+# An async function, not a class: FastAPI runs a class (a plain callable) as a dependency
+# in its thread pool, one thread hop per request.
+async def _filters(
+    start: Annotated[
+        IsoDateTime | None,
+        Query(
+            description="Timeslots ending after this instant (ISO 8601 with zone)",
+            examples=["2025-08-14T00:00:00Z"],
+        ),
+    ] = None,
+    end: Annotated[
+        IsoDateTime | None,
+        Query(
+            description="Timeslots starting before this instant (ISO 8601 with zone)",
+            examples=["2025-08-16T00:00:00Z"],
+        ),
+    ] = None,
+    include_cancelled: Annotated[
+        QueryBool, Query(description="Also list timeslots Leap cancelled")
+    ] = False,
+    include_tests: Annotated[
+        QueryBool, Query(description="Also list Leap's integration-test notifications")
+    ] = False,
+    limit: Annotated[
+        QueryInt, Query(ge=1, le=1000, description="Timeslots per page", examples=[100])
+    ] = 100,
+    cursor: Annotated[str | None, Query(max_length=200, description=CURSOR)] = None,
+) -> DispatchFilter:
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and value.tzinfo is None:
+            raise Problem(422, f"{name} must carry a time zone (e.g. Z)")
+    if start is not None and end is not None and end < start:
+        raise Problem(422, "end is before start")
+    return DispatchFilter(
+        start=start,
+        end=end,
+        include_cancelled=include_cancelled,
+        include_tests=include_tests,
+        limit=limit,
+        cursor=cursor,
+    )
 
 
-Filters = Annotated[_Filters, Depends()]
+Filters = Annotated[DispatchFilter, Depends(_filters)]
 
 
 @router.get(
@@ -105,7 +106,7 @@ Filters = Annotated[_Filters, Depends()]
     responses=problem_responses(401, 403, 422),
 )
 async def list_dispatches(
-    session: SessionDep,
+    reads: ReadsDep,
     _: ReadScope,
     filters: Filters,
     market_group_id: Annotated[
@@ -132,14 +133,14 @@ async def list_dispatches(
             examples=["acme-site-0042"],
         ),
     ] = None,
-) -> DispatchPage:
+) -> Response:
     chosen = replace(
-        filters.values,
+        filters,
         market_group_id=market_group_id,
         meter_id=meter_id,
         partner_reference=partner_reference,
     )
-    return await queries.list_dispatches(session, chosen)
+    return json_answer(await queries.list_dispatches(reads, chosen))
 
 
 @router.get(
@@ -196,12 +197,14 @@ async def get_dispatch_meters(
 )
 async def partner_dispatches(
     partner_reference: Annotated[str, REFERENCE],
-    session: SessionDep,
+    reads: ReadsDep,
     _: ReadScope,
     filters: Filters,
-) -> PartnerDispatchPage:
-    chosen = replace(filters.values, partner_reference=partner_reference)
-    page = await queries.list_dispatches(session, chosen)
-    return PartnerDispatchPage(
-        partner_reference=partner_reference, items=page.items, next_cursor=page.next_cursor
+) -> Response:
+    chosen = replace(filters, partner_reference=partner_reference)
+    page = await queries.list_dispatches(reads, chosen)
+    return json_answer(
+        PartnerDispatchPage(
+            partner_reference=partner_reference, items=page.items, next_cursor=page.next_cursor
+        )
     )

@@ -6,9 +6,10 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import Response
 
 from app.auth import ReadScope
-from app.deps import SessionDep, SettingsDep
+from app.deps import ReadsDep, SessionDep, SettingsDep, json_answer
 from app.meters import queries
 from app.meters.schemas import (
     EnrollmentView,
@@ -42,11 +43,10 @@ METER_ID = Path(description="Leap's meter id", examples=["5b6c1f0e-8d2a-4b7e-9a5
 )
 async def list_meters(
     query: Annotated[MeterListQuery, Query()],
-    session: SessionDep,
-    settings: SettingsDep,
+    reads: ReadsDep,
     _: ReadScope,
-) -> MeterPage:
-    return await queries.list_meters(session, settings, query)
+) -> Response:
+    return json_answer(await queries.list_meters(reads, query))
 
 
 @router.get(

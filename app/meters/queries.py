@@ -10,6 +10,7 @@ from datetime import date
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.deps import Reads
 from app.groups import repository as groups
 from app.groups.schemas import GroupOnDate
 from app.groups.trade_dates import (
@@ -103,12 +104,10 @@ def decode_cursor(cursor: str) -> uuid.UUID:
     return uuid.UUID(bytes=raw[1:])
 
 
-async def list_meters(
-    session: AsyncSession, settings: Settings, query: MeterListQuery
-) -> MeterPage:
+async def list_meters(reads: Reads, query: MeterListQuery) -> MeterPage:
     after = decode_cursor(query.cursor) if query.cursor is not None else None
     # One row more than asked for tells whether another page follows.
-    rows = await repository.list_page(session, query, after=after, limit=query.limit + 1)
-    items = [MeterSummary.model_validate(row) for row in rows[: query.limit]]
+    rows = await repository.list_page(reads, query, after=after, limit=query.limit + 1)
+    items = [MeterSummary.model_validate(dict(row.items())) for row in rows[: query.limit]]
     more = len(rows) > query.limit
     return MeterPage(items=items, next_cursor=encode_cursor(items[-1].meter_id) if more else None)

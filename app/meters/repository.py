@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import RowMapping, TextClause, select, text
+import asyncpg
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app import jobs
 from app.changes import repository as changes
+from app.db import RawStatement
+from app.deps import Reads
 from app.groups import repository as groups
 from app.meters.schemas import MeterListQuery
 from app.models import JobKind, Meter
@@ -158,48 +161,60 @@ async def get(session: AsyncSession, meter_id: uuid.UUID) -> Meter | None:
 
 
 _SUMMARY = (
-    Meter.meter_id,
-    Meter.partner_reference,
-    Meter.transmission_region,
-    Meter.meter_type,
-    Meter.utility_name,
-    Meter.load_zone,
-    Meter.enrollment_status,
-    Meter.is_archived,
-    Meter.updated_at,
+    "meter_id, partner_reference, transmission_region, meter_type, utility_name, load_zone,"
+    " enrollment_status, is_archived, updated_at"
+)
+
+
+# The list's statement for each combination of filters given, compiled once (at most a
+# few hundred: which of the filters are given, and is_archived true or false).
+_PAGES: dict[str, RawStatement] = {}
+_EQUAL_FILTERS = (
+    "partner_reference",
+    "transmission_region",
+    "utility_name",
+    "load_zone",
+    "enrollment_status",
 )
 
 
 async def list_page(
-    session: AsyncSession,
+    reads: Reads,
     query: MeterListQuery,
     *,
     after: uuid.UUID | None,
     limit: int,
-) -> Sequence[RowMapping]:
+) -> list[asyncpg.Record]:
     """Up to `limit` meters matching every filter given, with meter_id above `after`, in
-    meter_id order (the keyset the cursor carries; see migration 0003 for the indexes)."""
-    statement = select(*_SUMMARY).order_by(Meter.meter_id).limit(limit)
-    equal = (
-        (Meter.partner_reference, query.partner_reference),
-        (Meter.transmission_region, query.transmission_region),
-        (Meter.utility_name, query.utility_name),
-        (Meter.load_zone, query.load_zone),
-        (Meter.enrollment_status, query.enrollment_status),
-    )
-    for column, value in equal:
+    meter_id order (the keyset the cursor carries; see migration 0003 for the indexes).
+
+    One statement on the raw pool: the list is a hot read."""
+    clauses: list[str] = []
+    params: dict[str, Any] = {"limit": limit}
+    for column in _EQUAL_FILTERS:
+        value = getattr(query, column)
         if value is not None:
-            statement = statement.where(column == value)
+            clauses.append(f"{column} = :{column}")
+            params[column] = value
     if query.is_archived is not None:
         # Not a bind parameter, so the partial index on archived meters can serve it.
-        statement = statement.where(Meter.is_archived if query.is_archived else ~Meter.is_archived)
+        clauses.append("is_archived" if query.is_archived else "NOT is_archived")
     if query.updated_since is not None:
-        statement = statement.where(Meter.updated_at >= query.updated_since)
+        clauses.append("updated_at >= :updated_since")
+        params["updated_since"] = query.updated_since
     if query.market_group_id is not None and query.trade_date is not None:
-        statement = statement.where(groups.in_group_on_day(query.market_group_id, query.trade_date))
+        in_group = groups.in_group_on_day(query.market_group_id, query.trade_date)
+        clauses.append(in_group.text)
+        params.update(in_group.compile().params)
     if after is not None:
-        statement = statement.where(Meter.meter_id > after)
-    return (await session.execute(statement)).mappings().all()
+        clauses.append("meter_id > :after")
+        params["after"] = after
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = f"SELECT {_SUMMARY} FROM meters {where} ORDER BY meter_id LIMIT :limit"
+    statement = _PAGES.get(sql)
+    if statement is None:
+        statement = _PAGES[sql] = RawStatement.compile(text(sql))
+    return await reads.rows(statement, params)
 
 
 def _newer(column: str, incoming: str = "EXCLUDED") -> str:

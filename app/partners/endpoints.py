@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
+from fastapi.responses import Response
 
 from app.auth import ReadScope
-from app.deps import SessionDep, SettingsDep
+from app.deps import ReadsDep, SettingsDep, json_answer
 from app.params import single_valued
 from app.partners import queries
 from app.partners.schemas import PartnerOut
@@ -40,8 +41,8 @@ async def get_partner(
             examples=["acme-site-0042"],
         ),
     ],
-    session: SessionDep,
+    reads: ReadsDep,
     settings: SettingsDep,
     _: ReadScope,
-) -> PartnerOut:
-    return await queries.get_partner(session, settings, partner_reference)
+) -> Response:
+    return json_answer(await queries.get_partner(reads, settings, partner_reference))

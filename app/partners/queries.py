@@ -1,59 +1,87 @@
-"""Read side for partner records."""
+"""Read side for partner records: one statement, then the group of each meter today."""
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
+import uuid
+from collections.abc import Sequence
+from typing import Any
 
 from app.clock import utc_now
 from app.config import Settings
-from app.groups import repository as groups
+from app.deps import Reads
 from app.groups.schemas import GroupOnDate
-from app.groups.trade_dates import current_trade_date, zone_of
+from app.groups.trade_dates import MembershipWindow, current_trade_date, zone_of
 from app.partners import repository
 from app.partners.schemas import PartnerHistoryItem, PartnerMeter, PartnerOut
 from app.problems import Problem
 
 
-async def get_partner(session: AsyncSession, settings: Settings, reference: str) -> PartnerOut:
-    partner = await repository.get(session, reference)
+def _windows(
+    rows: Sequence[tuple[Any, ...]] | None,
+) -> dict[uuid.UUID, list[MembershipWindow]]:
+    found: dict[uuid.UUID, list[MembershipWindow]] = {}
+    for meter_id, group_id, start, first_day, last_day, seq, name, zone in rows or ():
+        found.setdefault(meter_id, []).append(
+            MembershipWindow(
+                market_group_id=group_id,
+                start=start,
+                first_day=first_day,
+                last_day=last_day,
+                seq=seq,
+                market_group_name=name,
+                time_zone=zone,
+            )
+        )
+    return found
+
+
+async def get_partner(reads: Reads, settings: Settings, reference: str) -> PartnerOut:
+    partner = await repository.record(reads, reference)
     if partner is None:
         raise Problem(404, "no partner record for this partner_reference")
-    meters = await repository.meters(session, reference)
-    windows = await groups.windows_for(session, [m.meter_id for m in meters])
+    windows = _windows(partner["windows"])
     now = utc_now()
     attached = []
-    for meter in meters:
-        tz = zone_of(meter.transmission_region, windows[meter.meter_id], settings.market_timezones)
+    for meter_id, by_connection, by_reference, region, status, archived in partner["meters"] or ():
+        own = windows.get(meter_id, [])
+        tz = zone_of(region, own, settings.market_timezones)
         attached.append(
             PartnerMeter(
-                meter_id=meter.meter_id,
+                meter_id=meter_id,
                 linked_by=[
                     how
                     for how, linked in (
-                        ("connection_reference", reference in (meter.connection_references or [])),
-                        ("partner_reference", meter.partner_reference == reference),
+                        ("connection_reference", by_connection),
+                        ("partner_reference", by_reference),
                     )
                     if linked
                 ],
-                transmission_region=meter.transmission_region,
-                enrollment_status=meter.enrollment_status,
-                is_archived=meter.is_archived,
-                group_today=GroupOnDate.of(
-                    current_trade_date(tz, now), tz, windows[meter.meter_id]
-                ),
+                transmission_region=region,
+                enrollment_status=status,
+                is_archived=archived,
+                group_today=GroupOnDate.of(current_trade_date(tz, now), tz, own),
             )
         )
-    history = await repository.history(session, reference)
     return PartnerOut(
-        partner_reference=partner.partner_reference,
-        connect_session_status=partner.connect_session_status,
-        connect_session_updated_at=partner.connect_session_updated_at,
-        authorization_status=partner.authorization_status,
-        authorization_utility=partner.authorization_utility,
-        authorization_updated_at=partner.authorization_updated_at,
-        authorization_completed_at=partner.authorization_completed_at,
+        partner_reference=partner["partner_reference"],
+        connect_session_status=partner["connect_session_status"],
+        connect_session_updated_at=partner["connect_session_updated_at"],
+        authorization_status=partner["authorization_status"],
+        authorization_utility=partner["authorization_utility"],
+        authorization_updated_at=partner["authorization_updated_at"],
+        authorization_completed_at=partner["authorization_completed_at"],
         meters=attached,
-        history=[PartnerHistoryItem.model_validate(h) for h in history],
-        created_at=partner.created_at,
-        updated_at=partner.updated_at,
+        history=[
+            PartnerHistoryItem(
+                kind=kind,
+                status=status,
+                utility_name=utility,
+                meter_id=meter_id,
+                webhook_event_id=event_id,
+                occurred_at=occurred_at,
+            )
+            for kind, status, utility, meter_id, event_id, occurred_at in partner["history"] or ()
+        ],
+        created_at=partner["created_at"],
+        updated_at=partner["updated_at"],
     )

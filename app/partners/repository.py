@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 
-from sqlalchemy import func, insert, or_, select, update
+import asyncpg
+from sqlalchemy import func, insert, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import load_only
 
 from app.clock import utc_now
-from app.models import Meter, Partner, PartnerEvent
+from app.deps import Reads, raw
+from app.models import Partner, PartnerEvent
 
 
 def ensure_partners_cte(name: str, references: str) -> str:
@@ -100,42 +100,47 @@ async def set_authorization(
     )
 
 
-async def get(session: AsyncSession, partner_reference: str) -> Partner | None:
-    return await session.get(Partner, partner_reference)
-
-
-async def history(session: AsyncSession, partner_reference: str) -> Sequence[PartnerEvent]:
-    result = await session.scalars(
-        select(PartnerEvent)
-        .where(PartnerEvent.partner_reference == partner_reference)
-        .order_by(PartnerEvent.id)
-    )
-    return result.all()
-
-
-async def meters(session: AsyncSession, partner_reference: str) -> Sequence[Meter]:
-    """Meters attached to the reference: its own, and those its Connect authorization
-    produced (Leap lists the refId in their `connection_references`)."""
-    result = await session.scalars(
-        select(Meter)
-        # The record shows a few columns: Leap's whole records (JSONB) are not loaded.
-        .options(
-            load_only(
-                Meter.meter_id,
-                Meter.partner_reference,
-                Meter.connection_references,
-                Meter.transmission_region,
-                Meter.enrollment_status,
-                Meter.is_archived,
-                raiseload=True,
-            )
+# A partner record in one statement (one round trip, no transaction: one statement is its
+# own snapshot). Each list is an array of anonymous records, which asyncpg decodes into
+# tuples of typed values in the order written here (`PartnerRecord` reads them by position).
+# The meters are those `meters()` selects; their membership windows come in the order
+# that ranks them, as app.groups.repository.windows_for reads them (last wins ties).
+_RECORD = raw(
+    text(
+        """
+        WITH attached AS (
+            SELECT meter_id, partner_reference, connection_references, transmission_region,
+                   enrollment_status, is_archived
+            FROM meters
+            WHERE partner_reference = :ref OR connection_references @> ARRAY[CAST(:ref AS text)]
         )
-        .where(
-            or_(
-                Meter.partner_reference == partner_reference,
-                Meter.connection_references.contains([partner_reference]),
-            )
-        )
-        .order_by(Meter.meter_id)
+        SELECT p.partner_reference, p.connect_session_status, p.connect_session_updated_at,
+               p.authorization_status, p.authorization_utility, p.authorization_updated_at,
+               p.authorization_completed_at, p.created_at, p.updated_at,
+               (SELECT array_agg(ROW(
+                           a.meter_id,
+                           coalesce(:ref = ANY(a.connection_references), false),
+                           coalesce(a.partner_reference = :ref, false),
+                           a.transmission_region, a.enrollment_status, a.is_archived)
+                       ORDER BY a.meter_id)
+                FROM attached a) AS meters,
+               (SELECT array_agg(ROW(gm.meter_id, gm.market_group_id, gm.window_start,
+                                     gm.first_day, gm.last_day, gm.seq, g.name, g.time_zone)
+                       ORDER BY gm.window_start, gm.seq, gm.market_group_id, gm.window_end,
+                                gm.source)
+                FROM group_memberships gm
+                LEFT JOIN market_groups g ON g.market_group_id = gm.market_group_id
+                WHERE gm.meter_id IN (SELECT meter_id FROM attached)) AS windows,
+               (SELECT array_agg(ROW(e.kind, e.status, e.utility_name, e.meter_id,
+                                     e.webhook_event_id, e.occurred_at) ORDER BY e.id)
+                FROM partner_events e WHERE e.partner_reference = :ref) AS history
+        FROM partners p
+        WHERE p.partner_reference = :ref
+        """
     )
-    return result.all()
+)
+
+
+async def record(reads: Reads, partner_reference: str) -> asyncpg.Record | None:
+    """The partner row with `meters`, `windows` and `history` (arrays, or None when empty)."""
+    return await reads.row(_RECORD, {"ref": partner_reference})
