@@ -14,6 +14,11 @@ cap. This subclass adds the three at the protocol level, before any ASGI code ru
   New connections are never refused, so a real sender still gets in while one client
   holds every slot it can; requests in progress are never shed.
 
+It also writes each answer's head and first body chunk to the socket at once
+(`OneWriteCycle`): uvicorn writes the head on `http.response.start` and the body on
+`http.response.body`, two system calls and two TCP segments per answer, which was a fifth
+of the receiver's CPU under load (docs/decisions.md, "Where the receiver's time goes").
+
 Use: `configure()` in each serving process, then `uvicorn.run(app, **uvicorn_options())`
 (`meter-sync serve` does both; see docs/decisions.md, "HTTP server", for the figures).
 """
@@ -24,8 +29,9 @@ import asyncio
 import resource
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any, cast
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 
 @dataclass
@@ -102,6 +108,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_done()
         super().on_headers_complete()
+        cycle = self.cycle
+        if type(cycle) is RequestResponseCycle:
+            # Its task has been created (or queued behind a pipelined one) but has not run
+            # yet, so every `send` of this request goes through OneWriteCycle.
+            cycle.__class__ = OneWriteCycle
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -124,6 +135,61 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_done()
         if not self.transport.is_closing():
             self.transport.abort()  # frees the descriptor now, no lingering close
+
+
+class _HeldHead:
+    """Stands in for the transport between `http.response.start` and the first body
+    write: keeps the head uvicorn writes and sends it with the next write, in one call."""
+
+    __slots__ = ("cycle", "head", "real")
+
+    def __init__(self, cycle: Any, real: asyncio.Transport) -> None:
+        self.cycle = cycle
+        self.real = real
+        self.head: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.head is None:
+            self.head = data  # the status line and headers
+            return
+        self.cycle.transport = self.real
+        self.real.write(self.head + data)
+
+    def flush(self) -> None:
+        """Write the head alone if no body write came (HEAD, an empty answer, a close)."""
+        if self.cycle.transport is self:
+            self.cycle.transport = self.real
+            if self.head is not None and not self.real.is_closing():
+                self.real.write(self.head)
+
+    def close(self) -> None:
+        self.flush()
+        self.real.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+class OneWriteCycle(RequestResponseCycle):
+    """uvicorn's request cycle with the head held until the first body message."""
+
+    async def send(self, message: Any) -> None:
+        if message["type"] != "http.response.start" or self.response_started or self.disconnected:
+            await super().send(message)
+            transport: Any = self.transport
+            if isinstance(transport, _HeldHead):
+                transport.flush()
+            return
+        real = self.transport
+        held = _HeldHead(self, real)
+        self.transport = cast(asyncio.Transport, held)
+        try:
+            await super().send(message)
+        except BaseException:
+            self.transport = real
+            raise
+        if held.head is None:  # nothing was written (e.g. the peer has gone)
+            self.transport = real
 
 
 def uvicorn_options() -> dict[str, object]:

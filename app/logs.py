@@ -18,6 +18,7 @@ import os
 import re
 import sys
 import uuid
+from collections.abc import Iterable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -69,11 +70,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = next((v for k, v in scope["headers"] if k == REQUEST_ID_HEADER), None)
-        raw = given if given is not None and _SANE_REQUEST_ID.fullmatch(given) else None
-        rid = raw.decode("ascii") if raw is not None else os.urandom(16).hex()
-        header = (REQUEST_ID_HEADER, raw if raw is not None else rid.encode("ascii"))
-        request_id.set(rid)
+        header = bind_request_id(scope["headers"])
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -81,6 +78,17 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+def bind_request_id(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bytes, bytes]:
+    """Bind the request's id for its log lines (the caller's `X-Request-ID` when it is a
+    sane token, else a new one); the header that echoes it. Also used by the webhook
+    receivers, which run ahead of this middleware (app/webhooks/receiver.py)."""
+    given = next((v for k, v in headers if k == REQUEST_ID_HEADER), None)
+    raw = given if given is not None and _SANE_REQUEST_ID.fullmatch(given) else None
+    rid = raw.decode("ascii") if raw is not None else os.urandom(16).hex()
+    request_id.set(rid)
+    return (REQUEST_ID_HEADER, raw if raw is not None else rid.encode("ascii"))
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:

@@ -11,19 +11,16 @@ applied in one transaction before the 2xx; an apply failure still stores the bod
 from __future__ import annotations
 
 import hashlib
-import time
 import uuid
 from typing import Any
 
 from fastapi import FastAPI
 from pydantic import ValidationError
-from starlette.requests import Request
-from starlette.responses import Response
 
 from app.dispatch import service
 from app.leap.dispatch import notification_type, parse_notification
 from app.models import WebhookStatus
-from app.webhooks.receiver import Receiver, answer, mount_delivery_route, operation, read_delivery
+from app.webhooks.receiver import DeliveryEndpoint, Receiver, mount_delivery_route, operation
 from app.webhooks.service import (
     ApplyOptions,
     Delivery,
@@ -80,20 +77,14 @@ async def receive(inbox: Inbox, raw: bytes, options: ApplyOptions) -> Receipt:
     )
 
 
-async def receive_dispatch(request: Request) -> Response:
-    started = time.perf_counter()
-    receiver: Receiver = request.app.state.receiver
-    raw = await read_delivery(request, receiver, started)
-    if isinstance(raw, Response):
-        return raw
-    return await answer(receive(receiver.inbox, raw, receiver.options), started, "dispatch")
+async def _receive_dispatch(receiver: Receiver, raw: bytes) -> Receipt:
+    return await receive(receiver.inbox, raw, receiver.options)
 
 
-def mount(app: FastAPI) -> None:
-    mount_delivery_route(
+def mount(app: FastAPI) -> DeliveryEndpoint:
+    return mount_delivery_route(
         app,
-        PATH,
-        receive_dispatch,
+        DeliveryEndpoint(PATH, "dispatch", _receive_dispatch),
         operation(
             "Receive a Leap dispatch notification",
             "Leap's dispatch webhooks (meter and group) post `{meter_dispatches: [...]}` or "

@@ -12,13 +12,14 @@ Leap sends plain JSON, and every accepted coding is attack surface.
 
 from __future__ import annotations
 
-import asyncio
 import zlib
+from collections.abc import Iterable
 from typing import Literal
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
 
-# A body that trickles in slower than this is refused rather than waited on forever.
+# A body that trickles in slower than this is refused rather than waited on forever
+# (the receiver's deadline while it reads the body; app/webhooks/receiver.py).
 BODY_READ_TIMEOUT_S = 10.0
 _GZIP = frozenset({"gzip", "x-gzip"})
 _IDENTITY = frozenset({"", "identity"})
@@ -67,35 +68,63 @@ def _decoder(content_encoding: str | None) -> zlib._Decompress | None:
     raise BodyRefused(415, "invalid", "Content-Encoding must be gzip or identity")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+def _first(headers: Iterable[tuple[bytes, bytes]], *names: bytes) -> list[bytes | None]:
+    """The first value of each header in `names` (as Starlette's `Headers.get`), one scan."""
+    found: list[bytes | None] = [None] * len(names)
+    for name, value in headers:
+        if name in names:
+            index = names.index(name)
+            if found[index] is None:
+                found[index] = value
+    return found
+
+
+async def read_body(headers: Iterable[tuple[bytes, bytes]], receive: Receive, limit: int) -> bytes:
     """The JSON body, at most `limit` bytes once decoded, refused as early as possible:
-    from the headers when they already say no, else as it streams (never buffered whole)."""
-    headers = request.headers
-    declared = headers.get("content-length")
+    from the headers when they already say no, else as it streams (never buffered whole).
+
+    The caller bounds the wait (the receiver's deadline, BODY_READ_TIMEOUT_S): a body
+    that is not complete in time is its 408."""
+    declared, content_type, coding = _first(
+        headers, b"content-length", b"content-type", b"content-encoding"
+    )
     if declared is not None:
         if not declared.isdigit():
             raise BodyRefused(400, "invalid", "invalid Content-Length")
         if int(declared) > limit:
             raise _too_large(limit)
-    if not is_json(headers.get("content-type")):
+    if (
+        content_type is not None
+        and content_type != b"application/json"
+        and not is_json(content_type.decode("latin-1"))
+    ):
         raise BodyRefused(415, "invalid", "body must be application/json")
-    decoder = _decoder(headers.get("content-encoding"))
+    decoder = None if coding is None else _decoder(coding.decode("latin-1"))
+    message = await receive()
+    chunk = message.get("body", b"")
+    if decoder is None and not message.get("more_body", False):
+        # The usual delivery: one message, the whole body (disconnected: no body at all).
+        if message["type"] != "http.request":
+            raise SenderGone
+        if len(chunk) > limit:
+            raise _too_large(limit)
+        return chunk  # type: ignore[no-any-return]
     chunks: list[bytes] = []
     received = size = 0
-    try:
-        async with asyncio.timeout(BODY_READ_TIMEOUT_S):
-            async for chunk in request.stream():
-                received += len(chunk)
-                if decoder is not None and chunk:
-                    chunk = _inflate(decoder, chunk, limit - size)
-                size += len(chunk)
-                if size > limit or received > limit:
-                    raise _too_large(limit)
-                chunks.append(chunk)
-    except TimeoutError:
-        raise BodyRefused(408, "invalid", "body not received in time") from None
-    except ClientDisconnect:
-        raise SenderGone from None
+    while True:
+        if message["type"] != "http.request":
+            raise SenderGone
+        received += len(chunk)
+        if decoder is not None and chunk:
+            chunk = _inflate(decoder, chunk, limit - size)
+        size += len(chunk)
+        if size > limit or received > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+        message = await receive()
+        chunk = message.get("body", b"")
     if decoder is not None and (not decoder.eof or decoder.unused_data):
         raise BodyRefused(400, "invalid", "gzip body is truncated or has trailing data")
     return b"".join(chunks)

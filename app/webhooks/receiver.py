@@ -1,31 +1,39 @@
 """POST /webhooks/leap: Leap's deliveries, on the service's hot path.
 
-One plain Starlette route, registered once (`mount`): the receiver uses none of FastAPI's
-per-request dependency machinery, which cost ~15% of its CPU (docs/benchmarks.md). It is
-documented in OpenAPI by `OPERATION`. Everything it needs is one `Receiver`, built in the
-app's lifespan.
+Each delivery route is a plain ASGI `DeliveryEndpoint`, and app/main.py sends a POST to
+its path straight to it, ahead of FastAPI: the middleware stack, the route scan, and the
+`Request`/`JSONResponse` objects cost about a third of the receiver's CPU (docs/decisions.md,
+"Where the receiver's time goes"). So the endpoint adds itself what those middlewares add
+to every answer: the request id (app/logs.py) and the security headers
+(app/response_policy.py). The route is still registered with FastAPI (other methods get
+their 405 there) and documented in OpenAPI by `operation`. Everything an endpoint needs is
+one `Receiver`, built in the app's lifespan.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
-from app import metrics
+from app import logs, metrics
 from app.auth import secret_matches
 from app.config import Settings
 from app.outage import outage
 from app.problems import problem_response, problem_responses
+from app.response_policy import security_headers
+from app.webhooks import body as bodies
 from app.webhooks.body import BodyRefused, SenderGone, read_body
 from app.webhooks.schemas import ReceiptOut
 from app.webhooks.service import (
+    STORE_DEADLINE_S,
     ApplyOptions,
     Inbox,
     Reapplier,
@@ -43,6 +51,12 @@ _ENCODINGS = (
     "decompressed body. Other content codings are a 415."
 )
 _STATUS_CODES = {"accepted": 202, "ignored": 202, "failed": 202, "duplicate": 200}
+# What ResponsePolicyMiddleware adds to a /webhooks/ answer (Cache-Control: no-store too).
+_POLICY = security_headers(PATH)
+_JSON = (b"content-type", b"application/json")
+
+# An answer: status, headers (without the request id and policy headers), body.
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,82 +83,118 @@ class Receiver:
             inbox=inbox,
         )
 
-    def authorized(self, request: Request) -> bool:
-        presented = next((v for k, v in request.scope["headers"] if k == self.header), None)
+    def authorized(self, headers: Iterable[tuple[bytes, bytes]]) -> bool:
+        presented = next((v for k, v in headers if k == self.header), None)
         return presented is not None and secret_matches(presented, self.secrets)
 
 
-def _refused(outcome: str, started: float, status: int, detail: str, **kw: Any) -> JSONResponse:
+def _refused(outcome: str, started: float, status: int, detail: str, **kw: Any) -> Answer:
     metrics.observe_delivery("unknown", outcome, time.perf_counter() - started, status)
-    return problem_response(status, detail, **kw)
+    response = problem_response(status, detail, **kw)
+    return status, response.raw_headers, bytes(response.body)
 
 
-async def read_delivery(request: Request, receiver: Receiver, started: float) -> bytes | Response:
-    """The raw (decoded) body of an authorized JSON delivery within the limits, or the
-    refusal to answer (401, 413, 415, 400, 408). Shared by every Leap surface (events,
-    dispatch); the body rules are app/webhooks/body.py."""
-    if not receiver.authorized(request):
-        # One body for every auth failure: nothing tells a prober what was wrong.
-        return _refused("unauthorized", started, 401, "webhook secret missing or not accepted")
-    try:
-        return await read_body(request, receiver.max_body_bytes)
-    except SenderGone as gone:
-        # Nobody reads this answer; counted under 499 (client closed), as proxies log it.
-        log.warning("delivery sender disconnected before the body was complete")
-        metrics.observe_delivery("unknown", gone.outcome, time.perf_counter() - started, 499)
-        return Response(status_code=400)
-    except BodyRefused as refused:
-        return _refused(refused.outcome, started, refused.status, refused.detail)
+def _unavailable(exc: BaseException, started: float) -> Answer:
+    # Logged once per outage (app/outage.py), not once per refused delivery.
+    reason = outage.failed(exc.__cause__ or exc)
+    return _refused(
+        "unavailable", started, 503, f"database unavailable: {reason}", headers={"Retry-After": "5"}
+    )
 
 
-async def answer(work: Awaitable[Receipt], started: float, surface: str) -> Response:
-    """Run the store-and-apply of a delivery and turn its outcome into the answer."""
-    try:
-        receipt = await work
-    except Rejected as exc:
-        extra: dict[str, Any] = {"errors": exc.errors} if exc.errors else {}
-        return _refused("invalid", started, exc.status, exc.detail, **extra)
-    except Unavailable as exc:
-        # Logged once per outage (app/outage.py), not once per refused delivery.
-        reason = outage.failed(exc.__cause__ or exc)
-        return _refused(
-            "unavailable",
-            started,
-            503,
-            f"database unavailable: {reason}",
-            headers={"Retry-After": "5"},
-        )
+def _accepted(receipt: Receipt, started: float, surface: str) -> Answer:
     outage.up()
-    event_id = str(receipt.webhook_event_id)
     if receipt.conflicting:
         log.warning(
             "%s redelivered with a different body; the first one is kept",
             surface,
-            extra={"webhook_event_id": event_id, "type": receipt.event_type},
+            extra={"webhook_event_id": str(receipt.webhook_event_id), "type": receipt.event_type},
         )
         metrics.conflicting_delivery()
-    log.info(
-        "%s %s",
-        surface,
-        receipt.outcome,
-        extra={"webhook_event_id": event_id, "type": receipt.event_type},
+    if log.isEnabledFor(logging.INFO):
+        log.info(
+            "%s %s",
+            surface,
+            receipt.outcome,
+            extra={"webhook_event_id": str(receipt.webhook_event_id), "type": receipt.event_type},
+        )
+    # ReceiptOut as JSONResponse writes it (compact), without a pydantic round trip.
+    body = b'{"webhook_event_id":"%s","status":"%s"}' % (
+        str(receipt.webhook_event_id).encode("ascii"),
+        receipt.outcome.encode("ascii"),
     )
-    body = ReceiptOut(webhook_event_id=receipt.webhook_event_id, status=receipt.outcome)
     status = _STATUS_CODES[receipt.outcome]
-    response = JSONResponse(body.model_dump(mode="json"), status_code=status)
     metrics.observe_delivery(
         receipt.event_type, receipt.outcome, time.perf_counter() - started, status
     )
-    return response
+    return status, [(b"content-length", b"%d" % len(body)), _JSON], body
 
 
-async def receive_webhook(request: Request) -> Response:
-    started = time.perf_counter()
-    receiver: Receiver = request.app.state.receiver
-    raw = await read_delivery(request, receiver, started)
-    if isinstance(raw, Response):
-        return raw
-    return await answer(receive(receiver.inbox, raw, receiver.options), started, "webhook")
+# Stores and applies one delivery's raw body: a surface's `receive`.
+Work = Callable[["Receiver", bytes], Awaitable[Receipt]]
+
+
+class DeliveryEndpoint:
+    """One Leap delivery route as plain ASGI: the secret, the body within its limits and
+    deadline, store and apply within the store deadline, and one answer (the table in
+    SPEC.md "Webhooks"). Shared by every Leap surface (events, dispatch)."""
+
+    def __init__(self, path: str, surface: str, work: Work) -> None:
+        self.path = path
+        self.surface = surface
+        self.work = work
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        request_id = logs.bind_request_id(scope["headers"])
+        try:
+            status, headers, body = await self._answer(scope, receive, started)
+        except Exception:
+            # Every condition a receiver knows answers without raising: this is a bug. It
+            # is still one counted answer (a 500, so Leap retries) and one traceback.
+            log.exception("delivery receiver failed unexpectedly", extra={"path": self.path})
+            status, headers, body = _refused("error", started, 500, "internal error")
+        headers.append(request_id)
+        headers += _POLICY
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _answer(self, scope: Scope, receive: Receive, started: float) -> Answer:
+        receiver: Receiver = scope["app"].state.receiver
+        headers = scope["headers"]
+        if not receiver.authorized(headers):
+            # One body for every auth failure: nothing tells a prober what was wrong.
+            return _refused("unauthorized", started, 401, "webhook secret missing or not accepted")
+        # One deadline, moved once: the body must arrive within BODY_READ_TIMEOUT_S (else
+        # 408), then storing and applying it gets STORE_DEADLINE_S (else 503).
+        storing = False
+        try:
+            async with asyncio.timeout(bodies.BODY_READ_TIMEOUT_S) as deadline:
+                raw = await read_body(headers, receive, receiver.max_body_bytes)
+                storing = True
+                deadline.reschedule(asyncio.get_running_loop().time() + STORE_DEADLINE_S)
+                receipt = await self.work(receiver, raw)
+        except TimeoutError as exc:
+            if storing:
+                return _unavailable(exc, started)
+            return _refused("invalid", started, 408, "body not received in time")
+        except SenderGone as gone:
+            # Nobody reads this answer; counted under 499 (client closed), as proxies log it.
+            log.warning("delivery sender disconnected before the body was complete")
+            metrics.observe_delivery("unknown", gone.outcome, time.perf_counter() - started, 499)
+            return 400, [(b"content-length", b"0")], b""
+        except BodyRefused as refused:
+            return _refused(refused.outcome, started, refused.status, refused.detail)
+        except Rejected as exc:
+            extra: dict[str, Any] = {"errors": exc.errors} if exc.errors else {}
+            return _refused("invalid", started, exc.status, exc.detail, **extra)
+        except Unavailable as exc:
+            return _unavailable(exc, started)
+        return _accepted(receipt, started, self.surface)
+
+
+async def _receive_event(receiver: Receiver, raw: bytes) -> Receipt:
+    return await receive(receiver.inbox, raw, receiver.options)
 
 
 def operation(summary: str, description: str, operation_id: str) -> dict[str, Any]:
@@ -185,26 +235,15 @@ def operation(summary: str, description: str, operation_id: str) -> dict[str, An
 
 
 def mount_delivery_route(
-    app: FastAPI,
-    path: str,
-    endpoint: Callable[[Request], Awaitable[Response]],
-    documented: dict[str, Any],
-) -> None:
-    """Register a delivery route once, as a plain Starlette route, and its operation in
-    the OpenAPI document."""
-
-    async def guarded(request: Request) -> Response:
-        started = time.perf_counter()
-        try:
-            return await endpoint(request)
-        except Exception:
-            # Every condition a receiver knows answers without raising: this is a bug. It
-            # is still one counted answer (a 500, so Leap retries) and one traceback.
-            log.exception("delivery receiver failed unexpectedly", extra={"path": path})
-            return _refused("error", started, 500, "internal error")
-
-    app.add_route(path, guarded, methods=["POST"], include_in_schema=False)
+    app: FastAPI, endpoint: DeliveryEndpoint, documented: dict[str, Any]
+) -> DeliveryEndpoint:
+    """Register a delivery route once, as a plain ASGI route (other methods: 405), and its
+    operation in the OpenAPI document. app/main.py sends its POSTs to it directly."""
+    app.router.routes.append(
+        Route(endpoint.path, endpoint, methods=["POST"], include_in_schema=False)
+    )
     generate = app.openapi
+    path = endpoint.path
 
     def openapi() -> dict[str, Any]:
         document = generate()
@@ -212,13 +251,13 @@ def mount_delivery_route(
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+    return endpoint
 
 
-def mount(app: FastAPI) -> None:
-    mount_delivery_route(
+def mount(app: FastAPI) -> DeliveryEndpoint:
+    return mount_delivery_route(
         app,
-        PATH,
-        receive_webhook,
+        DeliveryEndpoint(PATH, "webhook", _receive_event),
         operation(
             "Receive a Leap webhook delivery",
             "Leap's general webhook platform posts `{webhook_event_id, payload}` here with "

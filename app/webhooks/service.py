@@ -9,7 +9,6 @@ all of Leap's traffic, are stored and applied by a single statement in autocommi
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import uuid
@@ -44,8 +43,9 @@ from app.webhooks.schemas import read_envelope
 
 log = logging.getLogger("meter_sync.webhooks")
 
-# A safety net under Leap's 10 s wait. An unreachable database is detected sooner, by
-# the connect (2 s) and pool (2.5 s) timeouts in app.db, which answer 503 within 5 s.
+# A safety net under Leap's 10 s wait: the receiver's deadline for storing and applying.
+# An unreachable database is detected sooner, by the connect (2 s) and pool (2.5 s)
+# timeouts in app.db, which answer 503 within 5 s.
 STORE_DEADLINE_S = 8.5
 
 
@@ -155,8 +155,8 @@ Store = Callable[["Delivery", Any], Awaitable[Receipt]]
 
 async def deliver(inbox: Inbox, raw: bytes, identify: Identify, store: Store) -> Receipt:
     """A delivery of any Leap surface (events, dispatch): decode it strictly, identify it
-    (400 / 422 when it cannot be), then store and apply it within the receiver's deadline
-    (Unavailable when PostgreSQL cannot be reached in time)."""
+    (400 / 422 when it cannot be), then store and apply it (Unavailable when PostgreSQL
+    cannot be reached; the receiver bounds the whole with STORE_DEADLINE_S)."""
     try:
         body = parsing.decode(raw)
     except parsing.BadBody as exc:
@@ -168,8 +168,7 @@ async def deliver(inbox: Inbox, raw: bytes, identify: Identify, store: Store) ->
     logs.webhook_event_id.set(event_id)
     delivery = Delivery(inbox, event_id, event_type, raw, hashlib.sha256(raw).digest())
     try:
-        async with asyncio.timeout(STORE_DEADLINE_S):
-            return await store(delivery, content)
+        return await store(delivery, content)
     except (Rejected, Unavailable):
         raise
     except Exception as exc:
