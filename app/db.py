@@ -6,9 +6,11 @@ know about FastAPI.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -103,22 +105,116 @@ def plain_dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-async def _keep_session(_: asyncpg.Connection) -> None:
-    """Pool connections are returned as they are: the hot path sets no session state
-    (no LISTEN, advisory locks or SET), so asyncpg's reset would be a wasted round trip."""
+class RawPool:
+    """A few plain asyncpg connections for the hot path's one-statement writes.
+
+    asyncpg's own pool costs more per use than the statement's Python side: a timeout
+    context per acquire, and per release a shielded task and a reset under another
+    timeout (about a tenth of the receiver's CPU, docs/decisions.md). This one hands an
+    idle connection out (last in, first out) or opens one, up to `size`; beyond that a
+    caller waits up to POOL_TIMEOUT_S for one to come back (TimeoutError: a 503, as
+    before). Nothing sets session state on these connections, so none needs a reset; a
+    connection whose statement was interrupted or lost is closed, never reused.
+    """
+
+    def __init__(self, dsn: str, size: int = RAW_POOL_SIZE) -> None:
+        self._dsn = dsn
+        self._size = size
+        self._open = 0
+        self._idle: list[asyncpg.Connection] = []
+        # Each waiter gets a connection, or None: "a slot is free, open one yourself".
+        self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
+        self._closing = False
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        conn = await self._acquire()
+        try:
+            value = await conn.fetchval(sql, *args)
+        except asyncpg.PostgresError:
+            self._release(conn)  # the statement failed; the connection is fine (or closed)
+            raise
+        except BaseException:
+            self._discard(conn)  # cancelled mid-statement, or the connection broke
+            raise
+        self._release(conn)
+        return value
+
+    async def _acquire(self) -> asyncpg.Connection:
+        if self._closing:
+            raise asyncpg.exceptions.InterfaceError("the raw pool is closing")
+        if self._idle:
+            return self._idle.pop()
+        if self._open >= self._size:
+            waiter: asyncio.Future[asyncpg.Connection | None]
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                async with asyncio.timeout(POOL_TIMEOUT_S):
+                    handed = await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    # Handed over just as this caller gave up: pass it on.
+                    given = waiter.result()
+                    if given is not None:
+                        self._release(given)
+                    else:
+                        self._free_slot()
+                else:
+                    self._waiters.remove(waiter)
+                raise
+            if handed is not None:
+                return handed
+        else:
+            self._open += 1
+        try:
+            conn: asyncpg.Connection = await asyncpg.connect(
+                self._dsn,
+                timeout=CONNECT_TIMEOUT_S,
+                command_timeout=60,
+                server_settings=SERVER_SETTINGS,
+            )
+        except BaseException:
+            self._free_slot()
+            raise
+        return conn
+
+    def _release(self, conn: asyncpg.Connection) -> None:
+        if conn.is_closed() or self._closing:
+            self._discard(conn)
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        self._idle.append(conn)
+
+    def _discard(self, conn: asyncpg.Connection) -> None:
+        if not conn.is_closed():
+            conn.terminate()
+        self._free_slot()
+
+    def _free_slot(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the waiter opens a connection in this slot
+                return
+        self._open -= 1
+
+    async def close(self) -> None:
+        """Close the idle connections; those in use are closed when they come back."""
+        self._closing = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            self._open -= 1
+            await conn.close(timeout=CONNECT_TIMEOUT_S)
 
 
-async def create_raw_pool(url: str, size: int = RAW_POOL_SIZE) -> asyncpg.Pool:
-    # min_size=0: the service starts (and answers 503) while PostgreSQL is down.
-    return await asyncpg.create_pool(
-        plain_dsn(url),
-        reset=_keep_session,
-        min_size=0,
-        max_size=size,
-        timeout=CONNECT_TIMEOUT_S,
-        command_timeout=60,
-        server_settings=SERVER_SETTINGS,
-    )
+async def create_raw_pool(url: str, size: int = RAW_POOL_SIZE) -> RawPool:
+    # No connection is opened yet: the service starts (and answers 503) while
+    # PostgreSQL is down.
+    return RawPool(plain_dsn(url), size)
 
 
 MIGRATE_HINT = "run `meter-sync migrate`"

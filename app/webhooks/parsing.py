@@ -42,6 +42,15 @@ def _parse_float(text: str) -> float:
     return value
 
 
+# Built once: json.loads with hooks builds a new decoder (and its scanner) on every call.
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_reject_duplicates,
+    parse_constant=_reject_constant,
+    parse_int=_parse_int,
+    parse_float=_parse_float,
+)
+
+
 def nesting_depth(value: Any, limit: int = MAX_DEPTH) -> int:
     """Depth of a parsed JSON value (a scalar is 0); stops counting once past `limit`."""
     if isinstance(value, dict):
@@ -67,13 +76,7 @@ def decode(raw: bytes) -> Any:
     except UnicodeDecodeError:
         raise BadBody("body is not valid UTF-8") from None
     try:
-        value = json.loads(
-            text,
-            object_pairs_hook=_reject_duplicates,
-            parse_constant=_reject_constant,
-            parse_int=_parse_int,
-            parse_float=_parse_float,
-        )
+        value = _DECODER.decode(text)
     except BadBody:
         raise
     except RecursionError:

@@ -7,11 +7,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 from sqlalchemy import Row, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.db import POOL_TIMEOUT_S, RawStatement
+from app.db import RawPool, RawStatement
 from app.meters.repository import MeterFacts, with_effects
 from app.models import WebhookEvent, WebhookStatus
 
@@ -63,7 +62,7 @@ _STORE_METER_EVENT_RAW = RawStatement.compile(_STORE_METER_EVENT)
 
 
 async def store_meter_event(
-    pool: asyncpg.Pool,
+    pool: RawPool,
     facts: MeterFacts,
     *,
     event_id: uuid.UUID,
@@ -75,10 +74,7 @@ async def store_meter_event(
     """Store and apply a meter event; False when the id was already stored (no effect)."""
     params = facts.params(event_id, refresh=refresh)
     params.update(event_type=event_type, body=body, sha=sha, size=len(body))
-    async with pool.acquire(timeout=POOL_TIMEOUT_S) as conn:
-        stored = await conn.fetchval(
-            _STORE_METER_EVENT_RAW.sql, *_STORE_METER_EVENT_RAW.args(params)
-        )
+    stored = await pool.fetchval(_STORE_METER_EVENT_RAW.sql, *_STORE_METER_EVENT_RAW.args(params))
     return bool(stored)
 
 

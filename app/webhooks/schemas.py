@@ -7,6 +7,7 @@ The event payloads inside the envelope are Leap's contract: `app.leap.events`.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -18,15 +19,13 @@ from app.openapi import NULL
 RATE_SCAN = 200_000
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
 _EVENT_TYPE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
-class Envelope(_Model):
-    """What every delivery must carry before anything can be stored under its id."""
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What every delivery must carry before anything can be stored under its id (checked
+    by `read_envelope`; a plain dataclass, as the hot path reads it once per delivery)."""
 
     webhook_event_id: uuid.UUID
     event_type: str

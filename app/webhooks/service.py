@@ -17,14 +17,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
-import asyncpg
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import logs
 from app.clock import utc_now
 from app.config import ApiMode, Settings
-from app.db import is_unavailable
+from app.db import RawPool, is_unavailable
 from app.groups.service import apply_group_updated
 from app.leap.events import (
     EVENT_ADAPTER,
@@ -95,7 +94,7 @@ class Inbox:
         self,
         engine: AsyncEngine,
         sessions: async_sessionmaker[AsyncSession],
-        raw_pool: asyncpg.Pool,
+        raw_pool: RawPool,
     ) -> None:
         self.sessions = sessions
         self.raw_pool = raw_pool
