@@ -127,9 +127,18 @@ class RawPool:
         self._closing = False
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._run("fetchval", sql, args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        return await self._run("fetchrow", sql, args)
+
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        return await self._run("fetch", sql, args)
+
+    async def _run(self, method: str, sql: str, args: tuple[Any, ...]) -> Any:
         conn = await self._acquire()
         try:
-            value = await conn.fetchval(sql, *args)
+            value = await getattr(conn, method)(sql, *args)
         except asyncpg.PostgresError:
             self._release(conn)  # the statement failed; the connection is fine (or closed)
             raise
