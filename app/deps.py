@@ -25,7 +25,7 @@ from sqlalchemy import TextClause
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.db import RawStatement
+from app.db import RawPool, RawStatement
 from app.outage import outage
 
 Params = Mapping[str, Any]
@@ -66,7 +66,7 @@ class Reads:
     unavailable, like the session's. The CLI's look-ups pass their session's connection
     (`reads_in`), so they show exactly what the API answers."""
 
-    def __init__(self, source: asyncpg.Pool | asyncpg.Connection) -> None:
+    def __init__(self, source: RawPool | asyncpg.Connection) -> None:
         self._pool = source
 
     async def row(self, statement: RawStatement, params: Params) -> asyncpg.Record | None:
