@@ -125,6 +125,7 @@ class RawPool:
         # Each waiter gets a connection, or None: "a slot is free, open one yourself".
         self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
         self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         return await self._run("fetchval", sql, args)
@@ -154,23 +155,28 @@ class RawPool:
         if self._idle:
             return self._idle.pop()
         if self._open >= self._size:
-            waiter: asyncio.Future[asyncpg.Connection | None]
-            waiter = asyncio.get_running_loop().create_future()
+            # The loop is looked up once: on Python 3.11 each lookup is a getpid call.
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[asyncpg.Connection | None] = loop.create_future()
             self._waiters.append(waiter)
+            timer = loop.call_later(POOL_TIMEOUT_S, _give_up, waiter)
             try:
-                async with asyncio.timeout(POOL_TIMEOUT_S):
-                    handed = await waiter
+                handed = await waiter
             except BaseException:
-                if waiter.done() and not waiter.cancelled():
+                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                     # Handed over just as this caller gave up: pass it on.
                     given = waiter.result()
                     if given is not None:
                         self._release(given)
                     else:
                         self._free_slot()
-                else:
+                elif waiter in self._waiters:
                     self._waiters.remove(waiter)
                 raise
+            finally:
+                timer.cancel()
             if handed is not None:
                 return handed
         else:
@@ -218,6 +224,11 @@ class RawPool:
         for conn in idle:
             self._open -= 1
             await conn.close(timeout=CONNECT_TIMEOUT_S)
+
+
+def _give_up(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError(f"no database connection free in {POOL_TIMEOUT_S} s"))
 
 
 async def create_raw_pool(url: str, size: int = RAW_POOL_SIZE) -> RawPool:

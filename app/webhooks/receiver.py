@@ -68,6 +68,7 @@ class Receiver:
     max_body_bytes: int
     options: ApplyOptions
     inbox: Inbox
+    loop: asyncio.AbstractEventLoop  # the serving loop (build runs in the app's lifespan)
 
     @classmethod
     def build(
@@ -81,6 +82,7 @@ class Receiver:
             max_body_bytes=settings.webhook_max_body_bytes,
             options=ApplyOptions.of(settings, reappliers),
             inbox=inbox,
+            loop=asyncio.get_running_loop(),
         )
 
     def authorized(self, headers: Iterable[tuple[bytes, bytes]]) -> bool:
@@ -130,6 +132,39 @@ def _accepted(receipt: Receipt, started: float, surface: str) -> Answer:
     return status, [(b"content-length", b"%d" % len(body)), _JSON], body
 
 
+class Deadline:
+    """What `asyncio.timeout` does for the receiver, without its per-use lookups of the
+    running loop and task: on Python 3.11 each is a `getpid` system call (fork check),
+    four or five per delivery, which showed in the profile (docs/decisions.md)."""
+
+    __slots__ = ("expired", "handle", "loop", "task")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, delay: float) -> None:
+        task = asyncio.current_task(loop)
+        assert task is not None
+        self.loop = loop
+        self.task = task
+        self.expired = False
+        self.handle = loop.call_later(delay, self._expire)
+
+    def _expire(self) -> None:
+        self.expired = True
+        self.task.cancel()
+
+    def move(self, delay: float) -> None:
+        """From now, `delay` seconds (not added to what was left)."""
+        self.handle.cancel()
+        self.handle = self.loop.call_later(delay, self._expire)
+
+    def ours(self) -> bool:
+        """On a CancelledError: True when this deadline caused it (and nobody else also
+        cancelled the task), which is then taken back; False: let it propagate."""
+        return self.expired and self.task.uncancel() == 0
+
+    def cancel(self) -> None:
+        self.handle.cancel()
+
+
 # Stores and applies one delivery's raw body: a surface's `receive`.
 Work = Callable[["Receiver", bytes], Awaitable[Receipt]]
 
@@ -167,16 +202,18 @@ class DeliveryEndpoint:
             return _refused("unauthorized", started, 401, "webhook secret missing or not accepted")
         # One deadline, moved once: the body must arrive within BODY_READ_TIMEOUT_S (else
         # 408), then storing and applying it gets STORE_DEADLINE_S (else 503).
+        deadline = Deadline(receiver.loop, bodies.BODY_READ_TIMEOUT_S)
         storing = False
         try:
-            async with asyncio.timeout(bodies.BODY_READ_TIMEOUT_S) as deadline:
-                raw = await read_body(headers, receive, receiver.max_body_bytes)
-                storing = True
-                deadline.reschedule(asyncio.get_running_loop().time() + STORE_DEADLINE_S)
-                receipt = await self.work(receiver, raw)
-        except TimeoutError as exc:
+            raw = await read_body(headers, receive, receiver.max_body_bytes)
+            storing = True
+            deadline.move(STORE_DEADLINE_S)
+            receipt = await self.work(receiver, raw)
+        except asyncio.CancelledError:
+            if not deadline.ours():
+                raise
             if storing:
-                return _unavailable(exc, started)
+                return _unavailable(TimeoutError("store deadline passed"), started)
             return _refused("invalid", started, 408, "body not received in time")
         except SenderGone as gone:
             # Nobody reads this answer; counted under 499 (client closed), as proxies log it.
@@ -190,6 +227,8 @@ class DeliveryEndpoint:
             return _refused("invalid", started, exc.status, exc.detail, **extra)
         except Unavailable as exc:
             return _unavailable(exc, started)
+        finally:
+            deadline.cancel()
         return _accepted(receipt, started, self.surface)
 
 
