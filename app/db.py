@@ -43,6 +43,7 @@ APPLICATION_NAME = f"meter-sync {socket.gethostname()}:{os.getpid()}"[:63]
 # makes (lookups, pages, rosters), and it kicked in on the 100k roster.
 SERVER_SETTINGS = {"application_name": APPLICATION_NAME, "jit": "off"}
 CONNECT_TIMEOUT_S = 2.0
+COMMAND_TIMEOUT_S = 60
 POOL_TIMEOUT_S = 2.5
 
 
@@ -128,18 +129,25 @@ class RawPool:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
-        return await self._run("fetchval", sql, args)
+        return await self._run("fetchval", sql, args, COMMAND_TIMEOUT_S)
 
     async def fetchrow(self, sql: str, *args: Any) -> Any:
-        return await self._run("fetchrow", sql, args)
+        return await self._run("fetchrow", sql, args, COMMAND_TIMEOUT_S)
 
     async def fetch(self, sql: str, *args: Any) -> Any:
-        return await self._run("fetch", sql, args)
+        return await self._run("fetch", sql, args, COMMAND_TIMEOUT_S)
 
-    async def _run(self, method: str, sql: str, args: tuple[Any, ...]) -> Any:
+    async def bounded_fetchval(self, sql: str, *args: Any) -> Any:
+        """`fetchval` without a statement timer, for a caller that bounds the whole call
+        itself (the receiver's deadline): one timer less per delivery."""
+        return await self._run("fetchval", sql, args, None)
+
+    async def _run(
+        self, method: str, sql: str, args: tuple[Any, ...], limit_s: float | None
+    ) -> Any:
         conn = await self._acquire()
         try:
-            value = await getattr(conn, method)(sql, *args)
+            value = await getattr(conn, method)(sql, *args, timeout=limit_s)
         except asyncpg.PostgresError:
             self._release(conn)  # the statement failed; the connection is fine (or closed)
             raise
@@ -183,10 +191,7 @@ class RawPool:
             self._open += 1
         try:
             conn: asyncpg.Connection = await asyncpg.connect(
-                self._dsn,
-                timeout=CONNECT_TIMEOUT_S,
-                command_timeout=60,
-                server_settings=SERVER_SETTINGS,
+                self._dsn, timeout=CONNECT_TIMEOUT_S, server_settings=SERVER_SETTINGS
             )
         except BaseException:
             self._free_slot()

@@ -133,28 +133,40 @@ def _accepted(receipt: Receipt, started: float, surface: str) -> Answer:
 
 
 class Deadline:
-    """What `asyncio.timeout` does for the receiver, without its per-use lookups of the
-    running loop and task: on Python 3.11 each is a `getpid` system call (fork check),
-    four or five per delivery, which showed in the profile (docs/decisions.md)."""
+    """What `asyncio.timeout` does for the receiver, cheaper: no per-use lookups of the
+    running loop and task (on Python 3.11 each is a `getpid` system call, four or five
+    per delivery, which showed in the profile) and one timer per delivery, not three.
 
-    __slots__ = ("expired", "handle", "loop", "task")
+    The timer is armed at `first_timer` seconds, never later than the first deadline;
+    when it fires before the deadline in force (moved since, or a later first one), it
+    is re-armed for what is left, so a deadline moved later costs nothing at the time."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, delay: float) -> None:
+    __slots__ = ("expired", "handle", "loop", "task", "until")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, delay: float, first_timer: float) -> None:
         task = asyncio.current_task(loop)
         assert task is not None
         self.loop = loop
         self.task = task
         self.expired = False
-        self.handle = loop.call_later(delay, self._expire)
+        now = loop.time()
+        self.until = now + delay
+        self.handle = loop.call_at(now + min(delay, first_timer), self._fire)
 
-    def _expire(self) -> None:
+    def _fire(self) -> None:
+        if self.until - self.loop.time() > 0.001:  # the loop's clock counts milliseconds
+            self.handle = self.loop.call_at(self.until, self._fire)
+            return
         self.expired = True
         self.task.cancel()
 
     def move(self, delay: float) -> None:
         """From now, `delay` seconds (not added to what was left)."""
-        self.handle.cancel()
-        self.handle = self.loop.call_later(delay, self._expire)
+        until = self.loop.time() + delay
+        if until < self.until:  # sooner than the timer may fire: arm it again
+            self.handle.cancel()
+            self.handle = self.loop.call_at(until, self._fire)
+        self.until = until
 
     def ours(self) -> bool:
         """On a CancelledError: True when this deadline caused it (and nobody else also
@@ -202,7 +214,7 @@ class DeliveryEndpoint:
             return _refused("unauthorized", started, 401, "webhook secret missing or not accepted")
         # One deadline, moved once: the body must arrive within BODY_READ_TIMEOUT_S (else
         # 408), then storing and applying it gets STORE_DEADLINE_S (else 503).
-        deadline = Deadline(receiver.loop, bodies.BODY_READ_TIMEOUT_S)
+        deadline = Deadline(receiver.loop, bodies.BODY_READ_TIMEOUT_S, STORE_DEADLINE_S)
         storing = False
         try:
             raw = await read_body(headers, receive, receiver.max_body_bytes)

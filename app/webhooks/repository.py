@@ -74,7 +74,10 @@ async def store_meter_event(
     """Store and apply a meter event; False when the id was already stored (no effect)."""
     params = facts.params(event_id, refresh=refresh)
     params.update(event_type=event_type, body=body, sha=sha, size=len(body))
-    stored = await pool.fetchval(_STORE_METER_EVENT_RAW.sql, *_STORE_METER_EVENT_RAW.args(params))
+    # Bounded by the receiver's deadline (replays and retries use the session path).
+    stored = await pool.bounded_fetchval(
+        _STORE_METER_EVENT_RAW.sql, *_STORE_METER_EVENT_RAW.args(params)
+    )
     return bool(stored)
 
 
