@@ -241,14 +241,18 @@ _COUNTS = text(
     """
 )
 
+# The order that ranks a meter's membership windows (the last one wins a tie), for every
+# statement that hands windows to app.groups.trade_dates (`gm` is group_memberships).
+WINDOW_ORDER = "gm.window_start, gm.seq, gm.market_group_id, gm.window_end, gm.source"
+
 _WINDOWS = text(
-    """
+    f"""
     SELECT gm.meter_id, gm.market_group_id, gm.window_start, gm.first_day, gm.last_day,
            gm.seq, g.name, g.time_zone
     FROM group_memberships gm
     LEFT JOIN market_groups g ON g.market_group_id = gm.market_group_id
     WHERE gm.meter_id = ANY(:meter_ids)
-    ORDER BY gm.window_start, gm.seq, gm.market_group_id, gm.window_end, gm.source
+    ORDER BY {WINDOW_ORDER}
     """
 ).bindparams(bindparam("meter_ids", type_=ARRAY(UUID(as_uuid=True))))
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utc_now
 from app.deps import Reads, raw
+from app.groups.repository import WINDOW_ORDER
 from app.models import Partner, PartnerEvent
 
 
@@ -104,10 +105,10 @@ async def set_authorization(
 # own snapshot). Each list is an array of anonymous records, which asyncpg decodes into
 # tuples of typed values in the order written here (`PartnerRecord` reads them by position).
 # The meters are those `meters()` selects; their membership windows come in the order
-# that ranks them, as app.groups.repository.windows_for reads them (last wins ties).
+# that ranks them (groups.WINDOW_ORDER).
 _RECORD = raw(
     text(
-        """
+        f"""
         WITH attached AS (
             SELECT meter_id, partner_reference, connection_references, transmission_region,
                    enrollment_status, is_archived
@@ -126,8 +127,7 @@ _RECORD = raw(
                 FROM attached a) AS meters,
                (SELECT array_agg(ROW(gm.meter_id, gm.market_group_id, gm.window_start,
                                      gm.first_day, gm.last_day, gm.seq, g.name, g.time_zone)
-                       ORDER BY gm.window_start, gm.seq, gm.market_group_id, gm.window_end,
-                                gm.source)
+                       ORDER BY {WINDOW_ORDER})
                 FROM group_memberships gm
                 LEFT JOIN market_groups g ON g.market_group_id = gm.market_group_id
                 WHERE gm.meter_id IN (SELECT meter_id FROM attached)) AS windows,
