@@ -228,8 +228,23 @@ class GroupMembership(Base):
     seq: Mapped[int] = mapped_column(
         BigInteger, nullable=False, server_default=text("nextval('group_membership_seq')")
     )
+    # Copies of the meter's reference and archived flag, so a roster never reads `meters`
+    # (app/groups/copies.py). `meter_archived` NULL: no copy yet (a roster reads the meter
+    # row instead); an unknown meter's copy is (NULL, false).
+    partner_reference: Mapped[str | None] = mapped_column(Text)
+    meter_archived: Mapped[bool | None] = mapped_column(Boolean)
+    # No higher-ranked window of the meter overlaps this one, so it wins every day it
+    # covers. NULL: not confirmed yet; only the confirm round sets it.
+    unbeaten: Mapped[bool | None] = mapped_column(Boolean)
 
     __table_args__ = (
+        # The rows still to confirm, by meter (the confirm round's batches); normally none.
+        Index(
+            "ix_group_memberships_unconfirmed",
+            "meter_id",
+            "seq",
+            postgresql_where=text("unbeaten IS NULL"),
+        ),
         # "Which window wins for this meter on this day" is one probe per member.
         Index(
             "ix_group_memberships_meter_day",

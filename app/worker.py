@@ -4,6 +4,7 @@ Every worker process (and `serve` unless --no-worker) runs the shared loops:
 - failed-event retries (app/webhooks/retry.py), rows claimed with SKIP LOCKED;
 - body retention (app/webhooks/retention.py), one worker at a time;
 - change retention (app/changes/retention.py), one worker at a time;
+- membership copies confirmed (app/groups/copies.py), so rosters skip `meters`;
 and in API mode:
 - enrichment jobs (app/sync/enrichment.py), claimed with SKIP LOCKED;
 - scheduled reconciliation (app/sync/leader.py), by the one leader across replicas;
@@ -34,6 +35,7 @@ from app.config import ApiMode, Settings
 from app.db import is_unavailable
 from app.dispatch.backstop import DispatchBackstop
 from app.dispatch.service import REAPPLIERS as DISPATCH_REAPPLIERS
+from app.groups import copies as membership_copies
 from app.leap.client import LeapClient
 from app.leap.dispatch_client import DispatchClient
 from app.outage import outage
@@ -112,11 +114,15 @@ class Worker:
     async def retry_failed_events(self) -> int:
         return await retry_due(self.sessions, ApplyOptions.of(self.settings, DISPATCH_REAPPLIERS))
 
+    async def confirm_membership_copies(self) -> int:
+        return await membership_copies.confirm_round(self.engine)
+
     async def run(self, stop: asyncio.Event) -> None:
         loops = [
             _forever(self.retry_failed_events, stop, RETRY_POLL_S),
             _forever(self.retention.prune_batch, stop, RETENTION_IDLE_S),
             _forever(self.change_retention.prune_changes, stop, CHANGE_RETENTION_IDLE_S),
+            _forever(self.confirm_membership_copies, stop, IDLE_POLL_S),
         ]
         if self.api_mode:
             loops += [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import platform
@@ -17,7 +18,9 @@ from pathlib import Path
 
 import httpx
 import psycopg
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.groups import copies
 from app.migrate import upgrade_to_head
 
 SERVER = os.environ.get("BENCH_SERVER_URL", "postgresql://postgres@127.0.0.1:5432")
@@ -50,6 +53,21 @@ def fresh_database(prefix: str) -> Iterator[str]:
     finally:
         with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def confirm_membership_copies(database_url: str) -> int:
+    """What the service's worker does after membership writes (app/groups/copies.py):
+    the rows' copies of their meter's reference and archived flag are filled in. The
+    benches load rows with SQL and serve with --no-worker, so they call it themselves."""
+
+    async def run() -> int:
+        engine = create_async_engine(database_url)
+        try:
+            return await copies.confirm(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
 
 
 def free_port() -> int:

@@ -27,7 +27,15 @@ import uuid
 import httpx
 import psycopg
 
-from bench.common import OPS_KEY, fresh_database, machine, post_delivery, serve, today
+from bench.common import (
+    OPS_KEY,
+    confirm_membership_copies,
+    fresh_database,
+    machine,
+    post_delivery,
+    serve,
+    today,
+)
 from bench.lookups import ANALYZE, GROUP, LOAD, UNKNOWN_GROUP, meter_id, summary, timed
 
 MEMBERS = 100_000
@@ -103,6 +111,8 @@ def main() -> None:
                 )
             for statement in STORE_DISPATCHES:
                 conn.execute(statement, {"n": args.meters, "k": args.dispatches})
+        confirm_membership_copies(url)
+        with psycopg.connect(url.replace("+asyncpg", ""), autocommit=True) as conn:
             conn.execute(ANALYZE)
         load_s = time.perf_counter() - started
         with serve(url) as service:

@@ -23,7 +23,7 @@ import uuid
 import httpx
 import psycopg
 
-from bench.common import OPS_KEY, fresh_database, machine, serve, today
+from bench.common import OPS_KEY, confirm_membership_copies, fresh_database, machine, serve, today
 
 GROUP = "406720c2-0175-4137-9ff1-1641702292d4"
 UNKNOWN_GROUP = "9e1d3b52-6a0c-4f8e-b2d7-51c4a8f0e633"
@@ -118,8 +118,12 @@ def main() -> None:
         started = time.perf_counter()
         with psycopg.connect(url.replace("+asyncpg", ""), autocommit=True) as conn:
             params = {"n": args.meters, "group": GROUP, "unknown_group": UNKNOWN_GROUP}
-            for statement in LOAD + ([] if args.fresh else [ANALYZE]):
+            for statement in LOAD:
                 conn.execute(statement, params)
+        confirm_membership_copies(url)
+        with psycopg.connect(url.replace("+asyncpg", ""), autocommit=True) as conn:
+            if not args.fresh:
+                conn.execute(ANALYZE)
         load_s = time.perf_counter() - started
         with serve(url) as service:
             client = httpx.Client(

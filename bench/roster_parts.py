@@ -1,23 +1,20 @@
 """Where a 100k roster's time goes, stage by stage, on bench.lookups' data (1M meters).
 
-Run: .venv/bin/python -m bench.roster_parts [--meters 1000000] [--runs 7] [--what-if]
-     [--vacuum]
+Run: .venv/bin/python -m bench.roster_parts [--meters 1000000] [--runs 7] [--vacuum]
 
 Loads the same data as bench.lookups (meters, a 100k group of known meters, a 100k group
 of meters no row knows yet; ANALYZE, no VACUUM), then times, median of `--runs`:
 
-- SQL stages, each a count over the group on 2024-10-15 with the service's settings
-  (jit off, work_mem 64MB): the windows covering the day; + the winning window per meter
-  (the anti-join); + each member's meter row (reference, archived flag); the roster
-  statement itself, JSON included;
+- SQL stages, each over the group on 2024-10-15 with the service's settings (jit off,
+  work_mem 64MB): the windows covering the day; + the winning window per meter (the
+  anti-join); + each member's reference and archived flag (the `members` CTE); the roster
+  statement itself, JSON included. First with the rows unconfirmed (as right after a
+  membership write: each member's meter row is read and its window checked against the
+  meter's others), then after the worker's confirm round (app/groups/copies.py: the
+  rows' copies and `unbeaten` flags are read);
 - queries.roster in-process (asyncpg through SQLAlchemy, as the endpoint calls it);
 - the GET over HTTP with httpx (bench.lookups' client) and with http.client, and what
   json.loads of the body would add for a client that parses it.
-
-`--what-if` then copies each member's reference and archived flag onto its membership
-rows (columns this bench adds to its own throwaway database; the service has none) and
-times the roster read from those copies: with the winning-window anti-join, and without
-it (as if the winner were known too), to show what each design could reach.
 
 `--vacuum` runs VACUUM ANALYZE after the load instead of ANALYZE: the visibility map is
 then set, as autovacuum would leave the tables (this machine's server runs with
@@ -44,7 +41,7 @@ import psycopg
 from app.db import create_engine, session_factory
 from app.groups import queries
 from app.groups.repository import _ROSTER, _decides, roster_cte
-from bench.common import OPS_KEY, fresh_database, machine, serve, today
+from bench.common import OPS_KEY, confirm_membership_copies, fresh_database, machine, serve, today
 from bench.lookups import GROUP, LOAD, UNKNOWN_GROUP
 
 DAY = date(2024, 10, 15)
@@ -57,37 +54,10 @@ STAGES = {
         WHERE {_IN_GROUP} AND c.first_day <= {_DAY} AND c.last_day >= {_DAY}""",
     "+ winning window (anti-join)": f"""SELECT count(*) FROM group_memberships c
         WHERE {_IN_GROUP} AND {_decides(_DAY)}""",
-    "+ meter row per member": f"""WITH {roster_cte()}
+    "+ reference, archived flag": f"""WITH {roster_cte()}
         SELECT count(*), max(partner_reference) FROM members""",
     "roster statement (JSON built)": str(_ROSTER),
 }
-
-_JSON_PAGE = """WITH page AS MATERIALIZED (
-        SELECT meter_id, partner_reference FROM ({members}) AS m
-        WHERE meter_id > :after ORDER BY meter_id LIMIT :limit)
-    SELECT (SELECT count(*) FROM page),
-           (SELECT meter_id FROM page ORDER BY meter_id DESC LIMIT 1),
-           (SELECT '[' || COALESCE(string_agg(
-                '{{"meter_id":"' || meter_id::text || '","partner_reference":'
-                || COALESCE(to_json(partner_reference)::text, 'null') || '}}',
-                ',' ORDER BY meter_id), '') || ']' FROM page)"""
-_COPIED = f"SELECT c.meter_id, c.partner_reference FROM group_memberships c WHERE {_IN_GROUP}"
-WHAT_IF = {
-    "copies + anti-join": _JSON_PAGE.format(
-        members=f"{_COPIED} AND NOT c.meter_archived AND {_decides(_DAY)}"
-    ),
-    "copies, winner known": _JSON_PAGE.format(
-        members=f"{_COPIED} AND NOT c.meter_archived AND c.first_day <= {_DAY} "
-        f"AND c.last_day >= {_DAY}"
-    ),
-}
-ADD_COPIES = [
-    """ALTER TABLE group_memberships ADD COLUMN partner_reference text,
-       ADD COLUMN meter_archived boolean NOT NULL DEFAULT false""",
-    """UPDATE group_memberships c SET partner_reference = m.partner_reference,
-       meter_archived = m.is_archived FROM meters m WHERE m.meter_id = c.meter_id""",
-    "ANALYZE group_memberships",
-]
 
 
 def median_ms(run: Callable[[], Any], runs: int) -> str:
@@ -161,7 +131,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--meters", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--what-if", action="store_true", help="also time copied columns")
     parser.add_argument("--vacuum", action="store_true", help="VACUUM ANALYZE after loading")
     args = parser.parse_args()
     with fresh_database("bench_roster_parts") as url:
@@ -172,14 +141,15 @@ def main() -> None:
                 conn.execute(statement, params)
         state = "VACUUM ANALYZE" if args.vacuum else "ANALYZE only"
         print(f"{today()} | {machine()} | {args.meters} meters ({state}), 100k roster on {DAY}")
+        print(" unconfirmed rows (each member's meter row read):")
+        sql_stages(conninfo, STAGES, args.runs)
+        confirm_membership_copies(url)
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE group_memberships" if args.vacuum else "ANALYZE")
+        print(" confirmed rows (their copies read):")
         sql_stages(conninfo, STAGES, args.runs)
         asyncio.run(in_process(url, args.runs))
         over_http(url, args.runs)
-        if args.what_if:
-            with psycopg.connect(conninfo, autocommit=True) as conn:
-                for statement in ADD_COPIES + (["VACUUM group_memberships"] if args.vacuum else []):
-                    conn.execute(statement)
-            sql_stages(conninfo, WHAT_IF, args.runs)
 
 
 if __name__ == "__main__":

@@ -167,34 +167,52 @@ async def replace_enrollment_windows(
 # ---- reads -----------------------------------------------------------------------------
 
 # Row `c` of group_memberships covers :day and no other window of its meter outranks it.
-# One probe per candidate on (meter_id, first_day).
 _COVERS = "c.first_day <= {day} AND c.last_day >= {day}"
-_WINS = """NOT EXISTS (
+
+
+def rank(alias: str) -> str:
+    """SQL: the tuple that ranks a meter's windows (greater wins) for row `alias`."""
+    return (
+        f"({alias}.window_start, {alias}.seq, {alias}.market_group_id, {alias}.window_end,"
+        f" {alias}.source)"
+    )
+
+
+_OUTRANKED_ON = f"""EXISTS (
         SELECT 1 FROM group_memberships o
-        WHERE o.meter_id = c.meter_id AND o.first_day <= {day} AND o.last_day >= {day}
-          AND (o.window_start, o.seq, o.market_group_id, o.window_end, o.source)
-            > (c.window_start, c.seq, c.market_group_id, c.window_end, c.source)
+        WHERE o.meter_id = c.meter_id AND o.first_day <= {{day}} AND o.last_day >= {{day}}
+          AND {rank("o")} > {rank("c")}
     )"""
+# No membership row waits for the confirm round (app/groups/copies.py), so every row's
+# `unbeaten` flag is current; evaluated once per statement.
+_ALL_CONFIRMED = "(SELECT NOT EXISTS (SELECT 1 FROM group_memberships WHERE unbeaten IS NULL))"
 
 
 def _decides(day: str) -> str:
-    return f"{_COVERS.format(day=day)} AND {_WINS.format(day=day)}"
+    """Row `c` covers `day` and wins it: it is unbeaten (no higher-ranked window of its
+    meter overlaps it) while every row is confirmed, or no higher-ranked window covering
+    `day` exists (one probe on (meter_id, first_day))."""
+    outranked = _OUTRANKED_ON.format(day=day)
+    return f"{_COVERS.format(day=day)} AND ((c.unbeaten AND {_ALL_CONFIRMED}) OR NOT {outranked})"
 
 
 def roster_cte(day: str = "CAST(:day AS date)") -> str:
     """A CTE `members(meter_id, partner_reference)`: group :group_id's roster on `day`
     (archived meters left out), for the roster and for statements that compare it with
-    another list (dispatch drift). The meter's reference and archived flag come from a
-    covering index, one probe per member (the fence keeps the planner from hashing the
-    whole meters table instead)."""
+    another list (dispatch drift). The reference and archived flag are the row's copies
+    (app/groups/copies.py); a row not confirmed yet reads its meter row instead (the
+    fence keeps the planner from hashing the whole meters table for those)."""
     return f"""members AS (
-        SELECT c.meter_id, m.partner_reference
+        SELECT c.meter_id,
+               CASE WHEN c.meter_archived IS NULL THEN m.partner_reference
+                    ELSE c.partner_reference END AS partner_reference
         FROM group_memberships c
         LEFT JOIN LATERAL (
             SELECT partner_reference, is_archived FROM meters
-            WHERE meters.meter_id = c.meter_id OFFSET 0
+            WHERE meters.meter_id = c.meter_id AND c.meter_archived IS NULL OFFSET 0
         ) m ON true
-        WHERE c.market_group_id = :group_id AND m.is_archived IS NOT TRUE
+        WHERE c.market_group_id = :group_id
+          AND COALESCE(c.meter_archived, m.is_archived) IS NOT TRUE
           AND {_decides(day)}
     )"""
 
@@ -243,7 +261,7 @@ _COUNTS = text(
 
 # The order that ranks a meter's membership windows (the last one wins a tie), for every
 # statement that hands windows to app.groups.trade_dates (`gm` is group_memberships).
-WINDOW_ORDER = "gm.window_start, gm.seq, gm.market_group_id, gm.window_end, gm.source"
+WINDOW_ORDER = rank("gm")[1:-1]
 
 _WINDOWS = text(
     f"""

@@ -22,6 +22,7 @@ from app import jobs
 from app.changes import repository as changes
 from app.db import RawStatement
 from app.deps import Reads
+from app.groups import copies
 from app.groups import repository as groups
 from app.meters.schemas import MeterListQuery
 from app.models import JobKind, Meter
@@ -67,6 +68,7 @@ def meter_effects(gate: str) -> str:
     - the meter is created if unknown (no event is lost to ordering), gets what the event
       carries and keeps what it does not; a participation window replaces the one with
       the same start;
+    - the meter's membership rows get its reference and archived flag (their copies);
     - a change of reference is kept in both partner records' history. The old reference
       is copied into `previous_partner_reference` by the upsert itself, under the row lock,
       so concurrent events for one meter each see the reference they really replaced (a
@@ -123,6 +125,7 @@ def meter_effects(gate: str) -> str:
         RETURNING m.meter_id, m.partner_reference AS now_ref,
                   m.previous_partner_reference AS was_ref, (m.xmax = 0) AS created
     ), {partners.link_history_ctes("meter", event_id="(SELECT event_id FROM args)")},
+    {copies.copy_to_memberships_cte("copies", "SELECT meter_id, now_ref, false FROM meter")},
     {jobs.enqueue_cte("refresh", "args WHERE refresh")},
     {changes.meter_changes_cte("feed", "meter", _METER_EVENT_CHANGE, _METER_EVENT_SUMMARY)}"""
 
@@ -285,6 +288,7 @@ _STORE_METERS = text(
                   m.previous_partner_reference AS was_ref,
                   m.leap_updated_at AS version, m.is_archived AS archived
     ), {partners.link_history_ctes("stored")},
+    {copies.copy_to_memberships_cte("copies", "SELECT meter_id, now_ref, archived FROM stored")},
     -- The feed hears of a record only when it changed something: new, a newer version,
     -- or a moved reference (a full run stores every meter again).
     changed AS (
@@ -333,6 +337,7 @@ _STORE_ENROLLMENTS = text(
 )
 
 
+_ARCHIVED_COPIES = "SELECT meter_id, partner_reference, true FROM archived"
 _ARCHIVE_UNSEEN = text(
     f"""
     WITH archived AS (
@@ -340,7 +345,8 @@ _ARCHIVE_UNSEEN = text(
         WHERE NOT is_archived AND seen_run_id IS DISTINCT FROM :run_id
           AND first_seen_at < :started
         RETURNING meter_id, partner_reference
-    ), {changes.archived_cte("feed", "archived")}
+    ), {copies.copy_to_memberships_cte("copies", _ARCHIVED_COPIES)},
+    {changes.archived_cte("feed", "archived")}
     SELECT count(*) FROM archived
     """
 )

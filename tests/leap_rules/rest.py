@@ -6,7 +6,9 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.groups import copies
 from tests.support import events
 from tests.support.http import deliver, ops_auth, read_auth
 
@@ -18,7 +20,17 @@ async def send(client: httpx.AsyncClient, payload: dict[str, Any]) -> httpx.Resp
     return response
 
 
+class ReadPath:
+    """Which path reads take: as written (membership rows unconfirmed, as before the
+    worker's confirm round) or confirmed first (`engine` set: `copies.confirm` runs
+    before each read, so rosters read the rows' copies and `unbeaten` flags)."""
+
+    engine: AsyncEngine | None = None
+
+
 async def get(client: httpx.AsyncClient, url: str, *, ops: bool = False) -> Any:
+    if ReadPath.engine is not None:
+        await copies.confirm(ReadPath.engine)
     response = await client.get(url, headers=ops_auth() if ops else read_auth())
     assert response.status_code == 200, f"{url}: {response.status_code} {response.text}"
     return response.json()

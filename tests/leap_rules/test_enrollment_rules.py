@@ -11,12 +11,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.leap_rules import leap_examples as leap
 from tests.leap_rules.rest import get, group_by_day, instant, send, timeline
 from tests.support import events
 from tests.support.http import read_auth
+
+pytestmark = pytest.mark.usefixtures("both_read_paths")
 
 METER = "2fa85f64-5717-4562-b3fc-2c963f66afa6"  # Leap's "multiple enrollments" example
 NY_METER = "11111111-1111-1111-1111-111111111111"  # Leap's enrollment search example

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.main import create_app
@@ -23,6 +24,8 @@ from tests.leap_rules.rest import get, group_by_day, roster, send
 from tests.support import events
 from tests.support.live import LiveServer
 from tests.support.settings import make_settings
+
+pytestmark = pytest.mark.usefixtures("both_read_paths")
 
 GROUP = "406720c2-0175-4137-9ff1-1641702292d4"
 NOV_GROUP = "78e4e059-3326-49db-8781-b0d997b03a2a"
