@@ -59,6 +59,7 @@ def copy_to_memberships_cte(name: str, source: str) -> str:
 log = logging.getLogger("meter_sync.worker")
 
 SERIALIZATION_FAILURE = "40001"
+DEADLOCK = "40P01"  # with a membership writer that deletes rows of the same meters
 BATCH_METERS = 5000
 BATCH_ATTEMPTS = 5
 
@@ -165,7 +166,7 @@ async def fill(conn: AsyncConnection, seqs: list[int], *, attempts: int = 1) -> 
 
 
 def _lost_race(exc: DBAPIError) -> bool:
-    return getattr(exc.orig, "sqlstate", None) == SERIALIZATION_FAILURE
+    return getattr(exc.orig, "sqlstate", None) in (SERIALIZATION_FAILURE, DEADLOCK)
 
 
 async def confirm(engine: AsyncEngine, *, wait_s: float = 30.0) -> int:

@@ -219,20 +219,19 @@ def roster_cte(day: str = "CAST(:day AS date)") -> str:
 
 # One page of the roster, as the JSON array of its items, built by PostgreSQL: turning
 # 100k rows into Python objects and back into JSON cost more than the query itself, and
-# string_agg is ~40% cheaper here than json_agg(json_build_object(...)).
+# string_agg is ~40% cheaper here than json_agg(json_build_object(...)). One aggregate
+# only: the page's size and last id are read off the text (RosterPage.of), which saved
+# the materialized page and a sort of it (~50 ms of a 100k page).
+_ITEM_START = '{"meter_id":"'
 _ROSTER = text(
     f"""
-    WITH {roster_cte()}, page AS MATERIALIZED (
-        SELECT meter_id, partner_reference FROM members
-        WHERE meter_id > :after ORDER BY meter_id LIMIT :limit
-    )
-    SELECT (SELECT count(*) FROM page) AS n,
-           (SELECT meter_id FROM page ORDER BY meter_id DESC LIMIT 1) AS last_id,
-           (SELECT '[' || COALESCE(string_agg(
-                '{{"meter_id":"' || meter_id::text || '","partner_reference":'
-                || COALESCE(to_json(partner_reference)::text, 'null') || '}}',
-                ',' ORDER BY meter_id), '') || ']'
-            FROM page) AS items
+    WITH {roster_cte()}
+    SELECT '[' || COALESCE(string_agg(
+               '{_ITEM_START}' || meter_id::text || '","partner_reference":'
+               || COALESCE(to_json(partner_reference)::text, 'null') || '}}',
+               ',' ORDER BY meter_id), '') || ']' AS items
+    FROM (SELECT meter_id, partner_reference FROM members
+          WHERE meter_id > :after ORDER BY meter_id LIMIT :limit) AS page
     """
 )
 
@@ -286,6 +285,18 @@ class RosterPage:
     last_meter_id: uuid.UUID | None
     items_json: str  # a JSON array of {"meter_id", "partner_reference"}
 
+    @classmethod
+    def of(cls, items_json: str) -> RosterPage:
+        """Each item starts with `{"meter_id":"`, which cannot occur inside a JSON string
+        value (its quotes would be escaped), so counting it counts the items."""
+        last = items_json.rfind(_ITEM_START)
+        if last < 0:
+            return cls(0, None, items_json)
+        start = last + len(_ITEM_START)
+        return cls(
+            items_json.count(_ITEM_START), uuid.UUID(items_json[start : start + 36]), items_json
+        )
+
 
 async def roster(
     session: AsyncSession,
@@ -297,12 +308,10 @@ async def roster(
 ) -> RosterPage:
     """Group `group_id` on trade date `day`, members in meter_id order after `after`."""
     await session.execute(_ROSTER_MEMORY)
-    row = (
-        await session.execute(
-            _ROSTER, {"group_id": group_id, "day": day, "after": after or _NIL, "limit": limit}
-        )
-    ).one()
-    return RosterPage(row.n, row.last_id, row.items)
+    items = await session.scalar(
+        _ROSTER, {"group_id": group_id, "day": day, "after": after or _NIL, "limit": limit}
+    )
+    return RosterPage.of(str(items))
 
 
 async def roster_members(
