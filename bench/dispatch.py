@@ -36,7 +36,7 @@ from bench.common import (
     serve,
     today,
 )
-from bench.lookups import ANALYZE, GROUP, LOAD, UNKNOWN_GROUP, meter_id, summary, timed
+from bench.lookups import ANALYZE, CHECKPOINT, GROUP, LOAD, UNKNOWN_GROUP, meter_id, summary, timed
 
 MEMBERS = 100_000
 
@@ -114,6 +114,7 @@ def main() -> None:
         confirm_membership_copies(url)
         with psycopg.connect(url.replace("+asyncpg", ""), autocommit=True) as conn:
             conn.execute(ANALYZE)
+            conn.execute(CHECKPOINT)
         load_s = time.perf_counter() - started
         with serve(url) as service:
             client = httpx.Client(
