@@ -57,8 +57,9 @@ def fresh_database(prefix: str) -> Iterator[str]:
 
 def confirm_membership_copies(database_url: str) -> int:
     """What the service's worker does after membership writes (app/groups/copies.py):
-    the rows' copies of their meter's reference and archived flag are filled in. The
-    benches load rows with SQL and serve with --no-worker, so they call it themselves."""
+    the rows' copies of their meter's reference and archived flag, and their `unbeaten`
+    flags, are filled in. The benches load rows with SQL and serve with --no-worker, so
+    they call it themselves."""
 
     async def run() -> int:
         engine = create_async_engine(database_url)

@@ -83,8 +83,8 @@ LOAD = [
     """,
 ]
 ANALYZE = "ANALYZE"
-# The load leaves ~1 GB of dirty pages: written out now, not by the checkpointer while
-# the first lookups are timed (meter by id, measured first, ran 2-3x slower without it).
+# The load leaves ~1 GB of dirty pages: written out now, so the checkpointer is not
+# flushing them while the first lookups (meter by id) are timed.
 CHECKPOINT = "CHECKPOINT"
 
 # --all-grouped: meters 100,001..N in nine other groups over the same October window.

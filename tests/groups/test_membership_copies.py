@@ -170,7 +170,7 @@ async def test_without_the_wait_a_racing_meter_write_would_be_lost(
     try:
         async with engine.connect() as conn:
             rr = await conn.execution_options(isolation_level="REPEATABLE READ")
-            seqs = list((await rr.execute(text(copies._UNCONFIRMED_WRITES))).scalars())
+            seqs = await copies.unconfirmed_writes(rr)
             await rr.commit()
             assert await copies.fill(rr, seqs) == 1
         await meter_conn.commit()
@@ -191,7 +191,7 @@ async def test_a_meter_writer_racing_the_fill_wins(
         await _move_reference(meter_conn, "site-new")
         async with engine.connect() as conn:
             rr = await conn.execution_options(isolation_level="REPEATABLE READ")
-            seqs = list((await rr.execute(text(copies._UNCONFIRMED_WRITES))).scalars())
+            seqs = await copies.unconfirmed_writes(rr)
             await rr.commit()
             filling = asyncio.ensure_future(copies.fill(rr, seqs))
             await asyncio.sleep(0.3)
