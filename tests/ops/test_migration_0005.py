@@ -3,16 +3,13 @@ dates of existing memberships filled by each window's own rule, first completion
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 from collections.abc import Iterator
 
 import psycopg
 import pytest
-from alembic import command
 
-from app.migrate import alembic_config, upgrade_to_head
-from tests.support.db import admin
+from app.migrate import upgrade_to_head
+from tests.support.db import database_at
 
 GROUP = "10000000-0000-0000-0000-000000000001"
 CAISO_METER = "11111111-1111-1111-1111-111111111111"
@@ -22,15 +19,8 @@ UNKNOWN_METER = "22222222-2222-2222-2222-222222222222"
 @pytest.fixture
 def old_database(database_url: str) -> Iterator[str]:
     """A database of its own, migrated to the first round's head (0004)."""
-    server = database_url.rsplit("/", 1)[0]
-    name = f"meter_sync_test_mig_{secrets.token_hex(4)}"
-    asyncio.run(admin(server, f'CREATE DATABASE "{name}"'))
-    url = f"{server}/{name}"
-    try:
-        command.upgrade(alembic_config(url), "0004")
+    with database_at(database_url, "0004") as url:
         yield url
-    finally:
-        asyncio.run(admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def _sql(url: str) -> psycopg.Connection[tuple[object, ...]]:

@@ -3,16 +3,13 @@ reference and archived flag, and `unbeaten` by the ranking rosters use."""
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 from collections.abc import Iterator
 
 import psycopg
 import pytest
-from alembic import command
 
-from app.migrate import alembic_config, upgrade_to_head
-from tests.support.db import admin
+from app.migrate import upgrade_to_head
+from tests.support.db import database_at
 
 OCTOBER_GROUP = "10000000-0000-0000-0000-000000000001"
 LATE_GROUP = "10000000-0000-0000-0000-000000000002"
@@ -23,15 +20,8 @@ UNKNOWN = "33333333-3333-3333-3333-333333333333"
 
 @pytest.fixture
 def database_at_0008(database_url: str) -> Iterator[str]:
-    server = database_url.rsplit("/", 1)[0]
-    name = f"meter_sync_test_mig_{secrets.token_hex(4)}"
-    asyncio.run(admin(server, f'CREATE DATABASE "{name}"'))
-    url = f"{server}/{name}"
-    try:
-        command.upgrade(alembic_config(url), "0008")
+    with database_at(database_url, "0008") as url:
         yield url
-    finally:
-        asyncio.run(admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def test_0009_fills_copies_and_unbeaten(database_at_0008: str) -> None:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import secrets
 import socket
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import psycopg
+from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.migrate import alembic_config
 from tests.support.settings import ROOT
 
 TABLES = (
@@ -76,3 +82,19 @@ def migration_head() -> str:
     head = ScriptDirectory(str(ROOT / "migrations")).get_current_head()
     assert head is not None, "migrations/ has no head revision"
     return head
+
+
+@contextmanager
+def database_at(database_url: str, revision: str) -> Iterator[str]:
+    """A database of its own on the test server, migrated to `revision` (for migration
+    tests: data stored the old way, then `upgrade_to_head`); dropped afterwards."""
+
+    server = database_url.rsplit("/", 1)[0]
+    name = f"meter_sync_test_mig_{secrets.token_hex(4)}"
+    asyncio.run(admin(server, f'CREATE DATABASE "{name}"'))
+    url = f"{server}/{name}"
+    try:
+        command.upgrade(alembic_config(url), revision)
+        yield url
+    finally:
+        asyncio.run(admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
