@@ -11,7 +11,7 @@ import json
 import os
 import socket
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,6 +141,12 @@ class RawPool:
         """`fetchval` without a statement timer, for a caller that bounds the whole call
         itself (the receiver's deadline): one timer less per delivery."""
         return await self._run("fetchval", sql, args, None)
+
+    async def bounded_fetchmany(self, sql: str, args: list[Sequence[Any]]) -> list[Any]:
+        """`sql` once per argument tuple, pipelined in one transaction (all or none
+        commit), without a statement timer (app.group_commit)."""
+        rows: list[Any] = await self._run("fetchmany", sql, (args,), None)
+        return rows
 
     async def _run(
         self, method: str, sql: str, args: tuple[Any, ...], limit_s: float | None

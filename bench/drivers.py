@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 
 from app.db import RawStatement
 from app.meters.repository import MeterFacts
-from app.webhooks.repository import _STORE_METER_EVENT
+from app.webhooks.repository import _STORE_METER_EVENTS, MeterEventBatch
 from bench.common import fresh_database, machine, today
 
 POOL = 16
@@ -41,7 +41,7 @@ def params(i: int) -> dict[str, Any]:
     body = json.dumps({"webhook_event_id": str(values["event_id"])}).encode()
     values.update(event_type="meter.enrollment.global-status.updated", body=body, sha=b"x" * 32)
     values["size"] = len(body)
-    return values
+    return MeterEventBatch.params([values])  # the receiver's statement with one event
 
 
 async def drive(
@@ -60,7 +60,7 @@ async def drive(
 
 
 async def with_asyncpg(url: str, events: int, concurrency: int) -> dict[str, float]:
-    statement = RawStatement.compile(_STORE_METER_EVENT)
+    statement = RawStatement.compile(_STORE_METER_EVENTS)
     pool = await asyncpg.create_pool(url, min_size=POOL, max_size=POOL)
 
     async def execute(i: int) -> None:
@@ -74,7 +74,7 @@ async def with_asyncpg(url: str, events: int, concurrency: int) -> dict[str, flo
 
 
 async def with_psycopg(url: str, events: int, concurrency: int) -> dict[str, float]:
-    compiled = _STORE_METER_EVENT.compile(dialect=psycopg_dialect.dialect())  # type: ignore[no-untyped-call]
+    compiled = _STORE_METER_EVENTS.compile(dialect=psycopg_dialect.dialect())  # type: ignore[no-untyped-call]
     sql = str(compiled)
     free: asyncio.Queue[psycopg.AsyncConnection[Any]] = asyncio.Queue()
     for _ in range(POOL):

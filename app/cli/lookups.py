@@ -31,10 +31,11 @@ def meter(meter_id: Annotated[str, typer.Argument(help="Leap's meter_id")]) -> N
     wanted = _uuid(meter_id, "meter_id")
 
     async def show(db: Database) -> int:
+        from app.deps import reads_in
         from app.meters.queries import get_meter
 
         async with connected(db) as (_, sessions), sessions() as session:
-            found = await get_meter(session, db.settings, wanted)
+            found = await get_meter(await reads_in(session), db.settings, wanted)
         render.record(f"meter {wanted}", found.model_dump(mode="json"))
         return 0
 

@@ -262,6 +262,19 @@ _COUNTS = text(
 # statement that hands windows to app.groups.trade_dates (`gm` is group_memberships).
 WINDOW_ORDER = rank("gm")[1:-1]
 
+
+def windows_array(meter_ids: str) -> str:
+    """A scalar subquery: the windows of the meters `meter_ids` (a SELECT of meter ids, or
+    a correlated column) as an array of anonymous records in WINDOW_ORDER, for one-statement
+    lookups; `trade_dates.windows_by_meter` reads it."""
+    return f"""(SELECT array_agg(ROW(gm.meter_id, gm.market_group_id, gm.window_start,
+                                    gm.first_day, gm.last_day, gm.seq, g.name, g.time_zone)
+                      ORDER BY {WINDOW_ORDER})
+               FROM group_memberships gm
+               LEFT JOIN market_groups g ON g.market_group_id = gm.market_group_id
+               WHERE gm.meter_id IN ({meter_ids}))"""
+
+
 _WINDOWS = text(
     f"""
     SELECT gm.meter_id, gm.market_group_id, gm.window_start, gm.first_day, gm.last_day,

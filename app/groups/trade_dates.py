@@ -7,9 +7,10 @@ local time zone; Leap identifies it by the UTC instant that day starts at
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -26,6 +27,7 @@ __all__ = [
     "trade_date_range",
     "trade_date_start",
     "window_for",
+    "windows_by_meter",
     "zone_of",
     "zone_starting_at_midnight",
     "zones_starting_at_midnight",
@@ -141,6 +143,27 @@ class MembershipWindow:
 
     def covers(self, day: date) -> bool:
         return self.first_day <= day <= self.last_day
+
+
+def windows_by_meter(
+    rows: Sequence[tuple[Any, ...]] | None,
+) -> dict[UUID, list[MembershipWindow]]:
+    """Each meter's windows from the records `groups.repository.windows_array` selects (in
+    their order; None when there are none)."""
+    found: dict[UUID, list[MembershipWindow]] = {}
+    for meter_id, group_id, start, first_day, last_day, seq, name, zone in rows or ():
+        found.setdefault(meter_id, []).append(
+            MembershipWindow(
+                market_group_id=group_id,
+                start=start,
+                first_day=first_day,
+                last_day=last_day,
+                seq=seq,
+                market_group_name=name,
+                time_zone=zone,
+            )
+        )
+    return found
 
 
 def window_for(windows: Iterable[MembershipWindow], day: date) -> MembershipWindow | None:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
 from app.auth import ReadScope
-from app.deps import ReadsDep, SessionDep, SettingsDep, json_answer
+from app.deps import ReadsDep, SettingsDep, json_answer
 from app.meters import queries
 from app.meters.schemas import (
     EnrollmentView,
@@ -58,11 +58,11 @@ async def list_meters(
 )
 async def get_meter(
     meter_id: Annotated[uuid.UUID, METER_ID],
-    session: SessionDep,
+    reads: ReadsDep,
     settings: SettingsDep,
     _: ReadScope,
-) -> MeterOut:
-    return await queries.get_meter(session, settings, meter_id)
+) -> Response:
+    return json_answer(await queries.get_meter(reads, settings, meter_id))
 
 
 @router.get(
@@ -74,11 +74,11 @@ async def get_meter(
 )
 async def get_meter_enrollment(
     meter_id: Annotated[uuid.UUID, METER_ID],
-    session: SessionDep,
+    reads: ReadsDep,
     settings: SettingsDep,
     _: ReadScope,
-) -> EnrollmentView:
-    return await queries.get_enrollment(session, settings, meter_id)
+) -> Response:
+    return json_answer(await queries.get_enrollment(reads, settings, meter_id))
 
 
 @router.get(
@@ -93,7 +93,7 @@ async def get_meter_enrollment(
 )
 async def get_meter_participation(
     meter_id: Annotated[uuid.UUID, METER_ID],
-    session: SessionDep,
+    reads: ReadsDep,
     settings: SettingsDep,
     _: ReadScope,
     first: Annotated[
@@ -112,5 +112,5 @@ async def get_meter_participation(
             examples=["2025-08-16"],
         ),
     ] = None,
-) -> ParticipationOut:
-    return await queries.get_participation(session, settings, meter_id, first, last)
+) -> Response:
+    return json_answer(await queries.get_participation(reads, settings, meter_id, first, last))

@@ -7,17 +7,16 @@ import binascii
 import uuid
 from datetime import date
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.config import Settings
 from app.deps import Reads
-from app.groups import repository as groups
 from app.groups.schemas import GroupOnDate
 from app.groups.trade_dates import (
+    MembershipWindow,
     check_trade_date,
     current_trade_date,
     default_trade_dates,
     trade_date_range,
+    windows_by_meter,
     zone_of,
 )
 from app.markets import zone_for
@@ -35,37 +34,34 @@ from app.models import Meter
 from app.problems import Problem
 
 
-async def _meter(session: AsyncSession, meter_id: uuid.UUID) -> Meter:
-    meter = await repository.get(session, meter_id)
-    if meter is None:
+async def _meter(reads: Reads, meter_id: uuid.UUID) -> tuple[Meter, list[MembershipWindow]]:
+    found = await repository.record(reads, meter_id)
+    if found is None:
         raise Problem(404, "no meter with this id")
-    return meter
+    meter, windows = found
+    return meter, windows_by_meter(windows).get(meter_id, [])
 
 
-async def get_meter(session: AsyncSession, settings: Settings, meter_id: uuid.UUID) -> MeterOut:
-    meter = await _meter(session, meter_id)
-    windows = (await groups.windows_for(session, [meter_id]))[meter_id]
+async def get_meter(reads: Reads, settings: Settings, meter_id: uuid.UUID) -> MeterOut:
+    meter, windows = await _meter(reads, meter_id)
     tz = zone_of(meter.transmission_region, windows, settings.market_timezones)
     return meter_out(meter, GroupOnDate.of(current_trade_date(tz), tz, windows), tz)
 
 
-async def get_enrollment(
-    session: AsyncSession, settings: Settings, meter_id: uuid.UUID
-) -> EnrollmentView:
-    meter = await _meter(session, meter_id)
+async def get_enrollment(reads: Reads, settings: Settings, meter_id: uuid.UUID) -> EnrollmentView:
+    meter, _ = await _meter(reads, meter_id)
     tz = zone_for(meter.transmission_region, settings.market_timezones)
     return enrollment_view(meter, current_trade_date(tz), tz)
 
 
 async def get_participation(
-    session: AsyncSession,
+    reads: Reads,
     settings: Settings,
     meter_id: uuid.UUID,
     first: date | None,
     last: date | None,
 ) -> ParticipationOut:
-    meter = await _meter(session, meter_id)
-    windows = (await groups.windows_for(session, [meter_id]))[meter_id]
+    meter, windows = await _meter(reads, meter_id)
     tz = zone_of(meter.transmission_region, windows, settings.market_timezones)
     if first is None and last is None:
         days = default_trade_dates(tz)

@@ -1,8 +1,9 @@
 """SQL for the meters table.
 
-A meter event's whole effect is one SQL statement (see `meter_effects`): the webhook
-receiver prefixes it with the inbox insert, so storing and applying a meter event is a
-single atomic round trip; replays and retries run the same effects on their own.
+A meter event's whole effect is one SQL statement (see `meter_effects`), written for a
+set of events: the webhook receiver prefixes it with the inbox insert of the events that
+arrived together, so storing and applying them is one atomic round trip; replays and
+retries run the same effects for one event in their own transaction.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import asyncpg
-from sqlalchemy import TextClause, text
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app import jobs
 from app.changes import repository as changes
 from app.db import RawStatement
-from app.deps import Reads
+from app.deps import Reads, raw
 from app.groups import copies
 from app.groups import repository as groups
 from app.meters.schemas import MeterListQuery
@@ -61,8 +63,11 @@ def _json(value: dict[str, Any] | None) -> str | None:
     return None if value is None else json.dumps(value)
 
 
-def meter_effects(gate: str) -> str:
-    """The CTEs that apply one meter event, each done only when `gate` (SQL) holds.
+def meter_effects(args: str) -> str:
+    """The CTEs that apply meter events: `args` is a SELECT of one row per event with
+    (meter_id, event_id, reference, region, meter_type, status, actions jsonb, pref_window
+    jsonb, refresh, refresh_kind, go); the rows with `go` are applied, and those must be
+    of distinct meters (an upsert changes a row at most once per statement).
 
     - the partner's record exists for the reference the event carries;
     - the meter is created if unknown (no event is lost to ordering), gets what the event
@@ -76,18 +81,7 @@ def meter_effects(gate: str) -> str:
     - with `refresh`, one refresh job per meter is queued (coalesced while queued).
     """
     return f"""
-    args AS (
-        SELECT CAST(:meter_id AS uuid) AS meter_id,
-               CAST(:event_id AS uuid) AS event_id,
-               CAST(:partner_reference AS text) AS reference,
-               CAST(:transmission_region AS text) AS region,
-               CAST(:meter_type AS text) AS meter_type,
-               CAST(:enrollment_status AS text) AS status,
-               CAST(:required_actions AS jsonb) AS actions,
-               CAST(:participation AS jsonb) AS pref_window,
-               CAST(:refresh AS boolean) AND {gate} AS refresh,
-               CAST(:refresh_kind AS text) AS refresh_kind,
-               {gate} AS go
+    args AS ({args}
     ), {
         partners.ensure_partners_cte(
             "partner", "SELECT reference FROM args WHERE go AND reference IS NOT NULL"
@@ -100,6 +94,7 @@ def meter_effects(gate: str) -> str:
                CASE WHEN pref_window IS NULL THEN '[]'::jsonb
                     ELSE jsonb_build_array(pref_window) END
         FROM args WHERE go
+        ORDER BY meter_id  -- row locks in one order, whatever the batch: no deadlocks
         ON CONFLICT (meter_id) DO UPDATE SET
             previous_partner_reference = m.partner_reference,
             partner_reference = COALESCE(EXCLUDED.partner_reference, m.partner_reference),
@@ -107,41 +102,61 @@ def meter_effects(gate: str) -> str:
             meter_type = COALESCE(EXCLUDED.meter_type, m.meter_type),
             enrollment_status = COALESCE(EXCLUDED.enrollment_status, m.enrollment_status),
             -- required-actions events carry the partner side only: Leap's side is kept.
-            required_actions = COALESCE(
-                m.required_actions || (SELECT actions FROM args), m.required_actions),
-            participation_preferences = COALESCE((
-                SELECT jsonb_agg(p ORDER BY p->>'start_time')
-                FROM args, LATERAL (
-                    SELECT p FROM jsonb_array_elements(m.participation_preferences) AS p
-                    WHERE p->>'start_time' IS DISTINCT FROM args.pref_window->>'start_time'
-                    UNION ALL SELECT args.pref_window
-                ) AS merged
-                WHERE args.pref_window IS NOT NULL
-            ), m.participation_preferences),
+            -- The proposed row holds '{{}}' / '[]' when the event carried no actions /
+            -- no participation window.
+            required_actions = CASE WHEN EXCLUDED.required_actions = '{{}}'::jsonb
+                THEN m.required_actions
+                ELSE COALESCE(m.required_actions || EXCLUDED.required_actions,
+                              m.required_actions) END,
+            participation_preferences = CASE
+                WHEN EXCLUDED.participation_preferences = '[]'::jsonb
+                THEN m.participation_preferences
+                ELSE (SELECT jsonb_agg(merged.p ORDER BY merged.p->>'start_time') FROM (
+                        SELECT p FROM jsonb_array_elements(m.participation_preferences) AS p
+                        WHERE p->>'start_time' IS DISTINCT FROM
+                              EXCLUDED.participation_preferences->0->>'start_time'
+                        UNION ALL SELECT EXCLUDED.participation_preferences->0
+                    ) AS merged(p)) END,
             is_archived = false,
             archived_at = NULL,
             last_seen_at = now(),
             updated_at = now()
         RETURNING m.meter_id, m.partner_reference AS now_ref,
                   m.previous_partner_reference AS was_ref, (m.xmax = 0) AS created
-    ), {partners.link_history_ctes("meter", event_id="(SELECT event_id FROM args)")},
+    ), {partners.link_history_ctes("meter", event_id=_EVENT_OF_MOVE.format("a.event_id"))},
     {copies.copy_to_memberships_cte("copies", "SELECT meter_id, now_ref, false FROM meter")},
     {jobs.enqueue_cte("refresh", "args WHERE refresh")},
     {changes.meter_changes_cte("feed", "meter", _METER_EVENT_CHANGE, _METER_EVENT_SUMMARY)}"""
 
 
+# What the applied event of a written meter `mv` says (its one `go` row of `args`).
+_EVENT_OF_MOVE = "(SELECT {} FROM args a WHERE a.go AND a.meter_id = mv.meter_id)"
+
 # A new meter is "upserted"; an event about its enrollment, participation or actions is
 # "enrollment.changed"; other events (a meter.created again) "upserted".
+_CARRIES_ENROLLMENT = "a.status IS NOT NULL OR a.actions IS NOT NULL OR a.pref_window IS NOT NULL"
 _METER_EVENT_CHANGE = f"""CASE WHEN mv.created THEN '{changes.ChangeType.METER_UPSERTED}'
-    WHEN (SELECT status IS NOT NULL OR actions IS NOT NULL OR pref_window IS NOT NULL
-          FROM args) THEN '{changes.ChangeType.ENROLLMENT_CHANGED}'
+    WHEN {_EVENT_OF_MOVE.format(_CARRIES_ENROLLMENT)}
+    THEN '{changes.ChangeType.ENROLLMENT_CHANGED}'
     ELSE '{changes.ChangeType.METER_UPSERTED}' END"""
-_METER_EVENT_SUMMARY = (
-    "(SELECT jsonb_strip_nulls(jsonb_build_object('enrollment_status', status)) FROM args)"
+_METER_EVENT_SUMMARY = _EVENT_OF_MOVE.format(
+    "jsonb_strip_nulls(jsonb_build_object('enrollment_status', a.status))"
 )
 
-
-_APPLY = text(f"WITH {meter_effects('TRUE')} SELECT 1")
+# One event's effects (replays and retries, inside the caller's transaction).
+_ONE_EVENT = """
+    SELECT CAST(:meter_id AS uuid) AS meter_id,
+           CAST(:event_id AS uuid) AS event_id,
+           CAST(:partner_reference AS text) AS reference,
+           CAST(:transmission_region AS text) AS region,
+           CAST(:meter_type AS text) AS meter_type,
+           CAST(:enrollment_status AS text) AS status,
+           CAST(:required_actions AS jsonb) AS actions,
+           CAST(:participation AS jsonb) AS pref_window,
+           CAST(:refresh AS boolean) AS refresh,
+           CAST(:refresh_kind AS text) AS refresh_kind,
+           TRUE AS go"""
+_APPLY = text(f"WITH {meter_effects(_ONE_EVENT)} SELECT 1")
 
 
 async def apply_meter_facts(
@@ -154,13 +169,39 @@ async def apply_meter_facts(
     await conn.execute(_APPLY, facts.params(webhook_event_id, refresh=refresh))
 
 
-def with_effects(prefix_cte: str, gate: str, final_select: str) -> TextClause:
-    """Compose `WITH <prefix_cte>, <meter effects gated on gate> <final_select>`."""
-    return text(f"WITH {prefix_cte}, {meter_effects(gate)} {final_select}")
+# One meter and its membership windows in one statement on the raw pool (no
+# transaction: one statement is its own snapshot). JSONB columns are read as text: the
+# raw pool has no JSON codec, the CLI's session connection (`reads_in`) has one.
+_RECORD_COLUMNS = tuple(column.name for column in Meter.__table__.columns)
+_JSON_COLUMNS = frozenset(
+    column.name for column in Meter.__table__.columns if isinstance(column.type, JSONB)
+)
+_RECORD_SELECT = ", ".join(
+    f"m.{name}::text AS {name}" if name in _JSON_COLUMNS else f"m.{name}"
+    for name in _RECORD_COLUMNS
+)
+_RECORD = raw(
+    text(
+        f"""
+        SELECT {_RECORD_SELECT}, {groups.windows_array("m.meter_id")} AS windows
+        FROM meters m WHERE m.meter_id = :meter_id
+        """
+    )
+)
 
 
-async def get(session: AsyncSession, meter_id: uuid.UUID) -> Meter | None:
-    return await session.get(Meter, meter_id)
+async def record(reads: Reads, meter_id: uuid.UUID) -> tuple[Meter, Sequence[Any] | None] | None:
+    """The meter (a detached row object) and its windows' records, or None."""
+    row = await reads.row(_RECORD, {"meter_id": meter_id})
+    if row is None:
+        return None
+    values = {
+        name: json.loads(row[name])
+        if name in _JSON_COLUMNS and row[name] is not None
+        else row[name]
+        for name in _RECORD_COLUMNS
+    }
+    return Meter(**values), row["windows"]
 
 
 _SUMMARY = (

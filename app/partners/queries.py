@@ -2,44 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
-from typing import Any
-
 from app.clock import utc_now
 from app.config import Settings
 from app.deps import Reads
 from app.groups.schemas import GroupOnDate
-from app.groups.trade_dates import MembershipWindow, current_trade_date, zone_of
+from app.groups.trade_dates import current_trade_date, windows_by_meter, zone_of
 from app.partners import repository
 from app.partners.schemas import PartnerHistoryItem, PartnerMeter, PartnerOut
 from app.problems import Problem
-
-
-def _windows(
-    rows: Sequence[tuple[Any, ...]] | None,
-) -> dict[uuid.UUID, list[MembershipWindow]]:
-    found: dict[uuid.UUID, list[MembershipWindow]] = {}
-    for meter_id, group_id, start, first_day, last_day, seq, name, zone in rows or ():
-        found.setdefault(meter_id, []).append(
-            MembershipWindow(
-                market_group_id=group_id,
-                start=start,
-                first_day=first_day,
-                last_day=last_day,
-                seq=seq,
-                market_group_name=name,
-                time_zone=zone,
-            )
-        )
-    return found
 
 
 async def get_partner(reads: Reads, settings: Settings, reference: str) -> PartnerOut:
     partner = await repository.record(reads, reference)
     if partner is None:
         raise Problem(404, "no partner record for this partner_reference")
-    windows = _windows(partner["windows"])
+    windows = windows_by_meter(partner["windows"])
     now = utc_now()
     attached = []
     for meter_id, by_connection, by_reference, region, status, archived in partner["meters"] or ():

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utc_now
 from app.deps import Reads, raw
-from app.groups.repository import WINDOW_ORDER
+from app.groups.repository import windows_array
 from app.models import Partner, PartnerEvent
 
 
@@ -105,7 +105,7 @@ async def set_authorization(
 # own snapshot). Each list is an array of anonymous records, which asyncpg decodes into
 # tuples of typed values in the order written here (`PartnerRecord` reads them by position).
 # The meters are those `meters()` selects; their membership windows come in the order
-# that ranks them (groups.WINDOW_ORDER).
+# that ranks them (groups.windows_array).
 _RECORD = raw(
     text(
         f"""
@@ -125,12 +125,7 @@ _RECORD = raw(
                            a.transmission_region, a.enrollment_status, a.is_archived)
                        ORDER BY a.meter_id)
                 FROM attached a) AS meters,
-               (SELECT array_agg(ROW(gm.meter_id, gm.market_group_id, gm.window_start,
-                                     gm.first_day, gm.last_day, gm.seq, g.name, g.time_zone)
-                       ORDER BY {WINDOW_ORDER})
-                FROM group_memberships gm
-                LEFT JOIN market_groups g ON g.market_group_id = gm.market_group_id
-                WHERE gm.meter_id IN (SELECT meter_id FROM attached)) AS windows,
+               {windows_array("SELECT meter_id FROM attached")} AS windows,
                (SELECT array_agg(ROW(e.kind, e.status, e.utility_name, e.meter_id,
                                      e.webhook_event_id, e.occurred_at) ORDER BY e.id)
                 FROM partner_events e WHERE e.partner_reference = :ref) AS history

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,8 +11,9 @@ from sqlalchemy import Row, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db import RawPool, RawStatement
-from app.meters.repository import MeterFacts, with_effects
-from app.models import WebhookEvent, WebhookStatus
+from app.group_commit import GroupCommit
+from app.meters.repository import MeterFacts, meter_effects
+from app.models import JobKind, WebhookEvent, WebhookStatus
 
 Executor = AsyncSession | AsyncConnection
 
@@ -30,22 +31,6 @@ _INSERT = text(
     """
 )
 
-# A meter event stored and applied in one statement (atomic on its own, one round trip):
-# the effects run only when this delivery's row was the one inserted.
-_STORE_METER_EVENT = with_effects(
-    f"""
-    event AS (
-        INSERT INTO webhook_events (webhook_event_id, event_type, status, meter_id,
-                                    partner_reference, body, body_sha256, body_size, applied_at)
-        VALUES (:event_id, :event_type, '{WebhookStatus.APPLIED}', :meter_id, :partner_reference,
-                :body, :sha, :size, now())
-        ON CONFLICT (webhook_event_id) DO NOTHING
-        RETURNING 1
-    )""",
-    gate="EXISTS (SELECT 1 FROM event)",
-    final_select="SELECT EXISTS (SELECT 1 FROM event) AS stored",
-)
-
 _NOTE_REDELIVERY = text(
     """
     UPDATE webhook_events
@@ -58,11 +43,108 @@ _NOTE_REDELIVERY = text(
 )
 
 
-_STORE_METER_EVENT_RAW = RawStatement.compile(_STORE_METER_EVENT)
+# Meter events stored and applied in one statement, any number at once (atomic, one round
+# trip): `input` holds the events in arrival order; each one's effects run only when its
+# row was the one inserted into the inbox. Within one statement the events must be of
+# distinct ids and distinct meters (GroupCommit splits a batch so); the answer is whether
+# each was stored, in input order.
+_STORE_METER_EVENTS = text(
+    f"""
+    WITH input AS (
+        SELECT * FROM unnest(
+            CAST(:event_ids AS uuid[]), CAST(:event_types AS text[]),
+            CAST(:meter_ids AS uuid[]), CAST(:refs AS text[]), CAST(:bodies AS bytea[]),
+            CAST(:shas AS bytea[]), CAST(:sizes AS integer[]), CAST(:regions AS text[]),
+            CAST(:meter_types AS text[]), CAST(:statuses AS text[]),
+            CAST(:actions AS text[]), CAST(:participations AS text[]),
+            CAST(:refreshes AS boolean[])
+        ) WITH ORDINALITY AS i(event_id, event_type, meter_id, reference, body, sha, size,
+                               region, meter_type, status, actions, pref_window, refresh,
+                               ord)
+    ), event AS (
+        INSERT INTO webhook_events (webhook_event_id, event_type, status, meter_id,
+                                    partner_reference, body, body_sha256, body_size, applied_at)
+        SELECT event_id, event_type, '{WebhookStatus.APPLIED}', meter_id, reference, body, sha,
+               size, now()
+        FROM input ORDER BY ord
+        ON CONFLICT (webhook_event_id) DO NOTHING
+        RETURNING webhook_event_id
+    ), {
+        meter_effects('''
+        SELECT meter_id, event_id, reference, region, meter_type, status,
+               CAST(actions AS jsonb) AS actions, CAST(pref_window AS jsonb) AS pref_window,
+               refresh AND go AS refresh, CAST(:refresh_kind AS text) AS refresh_kind, go
+        FROM (SELECT i.*, i.event_id IN (SELECT webhook_event_id FROM event) AS go
+              FROM input i) AS stored''')
+    }
+    SELECT array_agg(i.event_id IN (SELECT webhook_event_id FROM event) ORDER BY i.ord)
+    FROM input i
+    """
+)
+STORE_METER_EVENTS = RawStatement.compile(_STORE_METER_EVENTS)
+
+# Each array of the statement, from each event's parameters (MeterFacts.params and the
+# delivery's own).
+_ARRAYS = {
+    "event_ids": "event_id",
+    "event_types": "event_type",
+    "meter_ids": "meter_id",
+    "refs": "partner_reference",
+    "bodies": "body",
+    "shas": "sha",
+    "sizes": "size",
+    "regions": "transmission_region",
+    "meter_types": "meter_type",
+    "statuses": "enrollment_status",
+    "actions": "required_actions",
+    "participations": "participation",
+    "refreshes": "refresh",
+}
+
+
+class MeterEventBatch:
+    """The statement for `GroupCommit`: meter events as its arrays, split by event id and
+    meter (an event's parameters are a dict: `event_params`)."""
+
+    sql = STORE_METER_EVENTS.sql
+
+    @staticmethod
+    def params(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            array: [event[key] for event in events] for array, key in _ARRAYS.items()
+        }
+        params["refresh_kind"] = JobKind.REFRESH_METER
+        return params
+
+    def args(self, events: Sequence[Mapping[str, Any]]) -> list[Any]:
+        return STORE_METER_EVENTS.args(self.params(events))
+
+    @staticmethod
+    def keys(event: Mapping[str, Any]) -> tuple[Hashable, ...]:
+        return (event["event_id"], event["meter_id"])
+
+
+def event_params(
+    facts: MeterFacts,
+    *,
+    event_id: uuid.UUID,
+    event_type: str,
+    body: bytes,
+    sha: bytes,
+    refresh: bool,
+) -> dict[str, Any]:
+    params = facts.params(event_id, refresh=refresh)
+    params.update(event_type=event_type, body=body, sha=sha, size=len(body))
+    return params
+
+
+def meter_event_writer(pool: RawPool) -> GroupCommit:
+    """The receiver's writer of meter events: group-committed under load."""
+    return GroupCommit(pool, MeterEventBatch())
 
 
 async def store_meter_event(
-    pool: RawPool,
+    writer: GroupCommit,
     facts: MeterFacts,
     *,
     event_id: uuid.UUID,
@@ -71,14 +153,12 @@ async def store_meter_event(
     sha: bytes,
     refresh: bool,
 ) -> bool:
-    """Store and apply a meter event; False when the id was already stored (no effect)."""
-    params = facts.params(event_id, refresh=refresh)
-    params.update(event_type=event_type, body=body, sha=sha, size=len(body))
-    # Bounded by the receiver's deadline (replays and retries use the session path).
-    stored = await pool.bounded_fetchval(
-        _STORE_METER_EVENT_RAW.sql, *_STORE_METER_EVENT_RAW.args(params)
+    """Store and apply a meter event; False when the id was already stored (no effect).
+    Bounded by the receiver's deadline (replays and retries use the session path)."""
+    params = event_params(
+        facts, event_id=event_id, event_type=event_type, body=body, sha=sha, refresh=refresh
     )
-    return bool(stored)
+    return bool(await writer.fetchval(params))
 
 
 async def insert(

@@ -98,6 +98,7 @@ class Inbox:
     ) -> None:
         self.sessions = sessions
         self.raw_pool = raw_pool
+        self.meter_events = repository.meter_event_writer(raw_pool)
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def autocommit(self) -> AsyncEngine:
@@ -257,7 +258,7 @@ class Delivery:
     async def store_meter_event(self, event: MeterEvent, refresh: bool) -> Receipt:
         try:
             stored = await repository.store_meter_event(
-                self.inbox.raw_pool,
+                self.inbox.meter_events,
                 facts_from(event),
                 event_id=self.event_id,
                 event_type=self.event_type,
