@@ -183,3 +183,29 @@ async def test_items_sharing_a_key_go_to_separate_statements_of_one_transaction(
     assert [value for value, _ in results] == [k * 2 for k in keys]
     assert len({txid for _, txid in results}) == 1
     assert await _keys(pool, name) == [0, 1, 2, 3, 4, 5, 7]
+
+
+async def test_a_caller_handed_the_lane_as_it_gives_up_passes_it_on(
+    table: tuple[RawPool, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool, name = table
+    writer = GroupCommit(pool, _Writes(name), lanes=1)
+    first = await _hold_lane(writer, seconds=0.3)
+    gives_up = asyncio.create_task(writer.fetchval((1, 0.0)))
+    waits = asyncio.create_task(writer.fetchval((2, 0.0)))
+    await asyncio.sleep(0.05)  # both queued behind the first
+    hand_over = writer._next
+
+    def hand_over_then_cancel() -> None:
+        hand_over()  # `gives_up` is chosen to lead the batch of both...
+        gives_up.cancel()  # ...and is interrupted before it could start it
+        monkeypatch.setattr(writer, "_next", hand_over)
+
+    monkeypatch.setattr(writer, "_next", hand_over_then_cancel)
+    await first
+    assert _value(await asyncio.wait_for(waits, 10))[0] == 4  # it took the batch over
+    with pytest.raises(asyncio.CancelledError):
+        await gives_up
+    assert await _keys(pool, name) == [0, 2]
+    # The lane is free again afterwards.
+    assert _value(await asyncio.wait_for(writer.fetchval((3, 0.0)), 10))[0] == 6
