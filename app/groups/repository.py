@@ -20,7 +20,6 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import locks
-from app.groups.trade_dates import MembershipWindow
 
 WEBHOOK = "webhook"
 ENROLLMENT = "enrollment"
@@ -275,17 +274,6 @@ def windows_array(meter_ids: str) -> str:
                WHERE gm.meter_id IN ({meter_ids}))"""
 
 
-_WINDOWS = text(
-    f"""
-    SELECT gm.meter_id, gm.market_group_id, gm.window_start, gm.first_day, gm.last_day,
-           gm.seq, g.name, g.time_zone
-    FROM group_memberships gm
-    LEFT JOIN market_groups g ON g.market_group_id = gm.market_group_id
-    WHERE gm.meter_id = ANY(:meter_ids)
-    ORDER BY {WINDOW_ORDER}
-    """
-).bindparams(bindparam("meter_ids", type_=ARRAY(UUID(as_uuid=True))))
-
 _NIL = uuid.UUID(int=0)
 # A 100k roster's sort and anti-join spilled to disk with the default 4 MB (measured:
 # ~15% of the query); for this transaction only.
@@ -376,26 +364,6 @@ async def group_name_and_zone(
         )
     ).first()
     return None if row is None else (row.name, row.time_zone)
-
-
-async def windows_for(
-    session: AsyncSession, meter_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, list[MembershipWindow]]:
-    """Each meter's membership windows, in the order that ranks them (last wins ties)."""
-    found: dict[uuid.UUID, list[MembershipWindow]] = {m: [] for m in meter_ids}
-    for row in await session.execute(_WINDOWS, {"meter_ids": meter_ids}):
-        found[row.meter_id].append(
-            MembershipWindow(
-                market_group_id=row.market_group_id,
-                start=row.window_start,
-                first_day=row.first_day,
-                last_day=row.last_day,
-                seq=row.seq,
-                market_group_name=row.name,
-                time_zone=row.time_zone,
-            )
-        )
-    return found
 
 
 _DAY_SPAN = text(
