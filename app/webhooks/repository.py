@@ -104,7 +104,7 @@ _ARRAYS = {
 
 class MeterEventBatch:
     """The statement for `GroupCommit`: meter events as its arrays, split by event id and
-    meter (an event's parameters are a dict: `event_params`)."""
+    meter (an event's parameters are a dict: `MeterFacts.params` and the delivery's own)."""
 
     sql = STORE_METER_EVENTS.sql
 
@@ -124,20 +124,6 @@ class MeterEventBatch:
         return (event["event_id"], event["meter_id"])
 
 
-def event_params(
-    facts: MeterFacts,
-    *,
-    event_id: uuid.UUID,
-    event_type: str,
-    body: bytes,
-    sha: bytes,
-    refresh: bool,
-) -> dict[str, Any]:
-    params = facts.params(event_id, refresh=refresh)
-    params.update(event_type=event_type, body=body, sha=sha, size=len(body))
-    return params
-
-
 def meter_event_writer(pool: RawPool) -> GroupCommit:
     """The receiver's writer of meter events: group-committed under load."""
     return GroupCommit(pool, MeterEventBatch())
@@ -155,9 +141,8 @@ async def store_meter_event(
 ) -> bool:
     """Store and apply a meter event; False when the id was already stored (no effect).
     Bounded by the receiver's deadline (replays and retries use the session path)."""
-    params = event_params(
-        facts, event_id=event_id, event_type=event_type, body=body, sha=sha, refresh=refresh
-    )
+    params = facts.params(event_id, refresh=refresh)
+    params.update(event_type=event_type, body=body, sha=sha, size=len(body))
     return bool(await writer.fetchval(params))
 
 
